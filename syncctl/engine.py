@@ -1,0 +1,336 @@
+"""The sync engine: the one place where fetching (client) and saving (store) meet. Never prints."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from syncctl import fields
+from syncctl.client import Case, IntempusClient, TransientError
+from syncctl.errors import AuthError, RefusedError, RemoteError, SyncctlError
+from syncctl.merge import ROW, Conflict, Policy, merge_case, remote_changed
+from syncctl.store import RUN_COUNTS, PendingChange, Store
+
+log = logging.getLogger("syncctl.engine")
+
+Progress = Callable[[str, int, int | None], None]  # phase, done, total (None when unknown)
+
+
+def no_progress(phase: str, done: int, total: int | None) -> None:
+    return None
+
+
+def never_stop() -> None:
+    return None
+
+
+@dataclass
+class SyncOptions:
+    full: bool = False
+    push: bool = True
+    policy: Policy = Policy.REMOTE
+    allow_mass_delete: bool = False
+    max_delete_fraction: float = 0.2
+
+
+@dataclass
+class SyncResult:
+    mode: str
+    status: str = "ok"
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    pushed: int = 0
+    push_failed: int = 0
+    conflicts: int = 0
+    duration_s: float = 0.0
+    cursor: int | None = None
+    run_id: int | None = None
+    error: SyncctlError | None = field(default=None, repr=False)
+
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in RUN_COUNTS}
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["error"] = str(self.error) if self.error else None
+        data["duration_s"] = round(self.duration_s, 3)
+        return data
+
+
+def run_sync(
+    client: IntempusClient,
+    store: Store,
+    options: SyncOptions,
+    *,
+    progress: Progress = no_progress,
+    check_stop: Callable[[], None] = never_stop,
+    clock: Callable[[], float] = time.monotonic,
+) -> SyncResult:
+    """Push local changes, then pull; record the run. Errors end up in `result.error`, never half-applied."""
+    cursor = store.get_cursor()
+    result = SyncResult(mode="full" if options.full or cursor is None else "incremental", cursor=cursor)
+    started = clock()
+    result.run_id = store.start_run(result.mode)
+    try:
+        if options.push:
+            push_pending(client, store, options.policy, result, check_stop=check_stop, progress=progress)
+        pull(client, store, options, result, check_stop=check_stop, progress=progress)
+    except SyncctlError as exc:
+        result.error = exc
+        result.status = {"InterruptedRun": "interrupted", "RefusedError": "refused"}.get(
+            type(exc).__name__, "failed"
+        )
+    except BaseException as exc:
+        result.status = "failed"
+        store.finish_run(
+            result.run_id,
+            status="failed",
+            counts=result.counts(),
+            duration_s=clock() - started,
+            error=f"internal error: {exc.__class__.__name__}",
+        )
+        raise
+    result.duration_s = clock() - started
+    store.finish_run(
+        result.run_id,
+        status=result.status,
+        counts=result.counts(),
+        duration_s=result.duration_s,
+        error=str(result.error) if result.error else None,
+    )
+    return result
+
+
+# -- pulling -------------------------------------------------------------------------------------------
+
+
+def pull(
+    client: IntempusClient,
+    store: Store,
+    options: SyncOptions,
+    result: SyncResult,
+    *,
+    check_stop: Callable[[], None],
+    progress: Progress,
+) -> None:
+    full = result.mode == "full"
+    since = None if full else result.cursor
+    if full:
+        store.begin_listing()
+    committed: int | None = None  # the Logical-Timestamp header of the first page
+    highest = since
+    total: int | None = None
+    for page in client.iter_pages(since=since):
+        if committed is None:
+            committed = page.logical_timestamp
+            total = page.total_count
+        counts = store.apply_page(page.objects, policy=options.policy, run_id=result.run_id, full=full)
+        result.fetched += len(page.objects)
+        result.inserted += counts.inserted
+        result.updated += counts.updated
+        result.unchanged += counts.unchanged
+        result.conflicts += len(counts.conflicts)
+        stamps = [
+            case["logical_timestamp"]
+            for case in page.objects
+            if isinstance(case.get("logical_timestamp"), int)
+        ]
+        if stamps:
+            highest = max(stamps) if highest is None else max(highest, *stamps)
+        progress("pull", result.fetched, total)
+        check_stop()
+    if full:
+        delete_unseen(client, store, options, result)
+    # Changes committed while we were listing have timestamps above the first page's header, so the next
+    # incremental run sees them; without that header, the highest timestamp seen is the best we know.
+    new_cursor = committed if committed is not None else highest
+    if new_cursor is not None and (since is None or new_cursor >= since):
+        store.set_cursor(new_cursor)
+        result.cursor = new_cursor
+
+
+def delete_unseen(client: IntempusClient, store: Store, options: SyncOptions, result: SyncResult) -> None:
+    """Delete local cases a complete listing did not return, once Intempus confirms each one is gone."""
+    unseen = store.unseen_ids()
+    if not unseen:
+        return
+    local_total = store.case_count()
+    if result.fetched == 0 and not options.allow_mass_delete:
+        raise RefusedError(
+            f"Intempus listed no cases while the mirror holds {local_total}; nothing was deleted "
+            "(check Intempus; --allow-mass-delete overrides)"
+        )
+    # Offset paging can skip a case that moved during the listing: confirm before deleting anything.
+    still_there = client.find_cases(unseen)
+    if still_there:
+        log.info("%d cases missed by the listing still exist; storing them", len(still_there))
+        counts = store.apply_page(still_there, policy=options.policy, run_id=result.run_id, full=True)
+        result.inserted += counts.inserted
+        result.updated += counts.updated
+        result.unchanged += counts.unchanged
+        result.conflicts += len(counts.conflicts)
+    gone = sorted(set(unseen) - {case["id"] for case in still_there})
+    limit = options.max_delete_fraction * local_total
+    if len(gone) > limit and not options.allow_mass_delete:
+        raise RefusedError(
+            f"this full sync would delete {len(gone)} of {local_total} cases, more than "
+            f"SYNCCTL_MAX_DELETE_FRACTION={options.max_delete_fraction:g} allows; nothing was deleted "
+            "(check Intempus; --allow-mass-delete overrides)"
+        )
+    deleted, conflicts = store.apply_remote_deletes(gone, policy=options.policy, run_id=result.run_id)
+    result.deleted += deleted
+    result.conflicts += len(conflicts)
+
+
+# -- pushing -------------------------------------------------------------------------------------------
+
+
+def push_pending(
+    client: IntempusClient,
+    store: Store,
+    policy: Policy,
+    result: SyncResult,
+    *,
+    check_stop: Callable[[], None] = never_stop,
+    progress: Progress = no_progress,
+) -> None:
+    """Send every local change to Intempus; one bad change never blocks the others."""
+    changes = store.pending_changes()
+    for done, change in enumerate(changes, start=1):
+        try:
+            sent, conflicts = push_change(client, store, change, policy, run_id=result.run_id)
+        except (AuthError, TransientError) as exc:
+            # Intempus is unreachable or refuses us: every other change would fail the same way.
+            store.record_push_failure(change.id, str(exc))
+            result.push_failed += 1
+            raise
+        except RemoteError as exc:
+            log.warning("push of case %s failed: %s", change.id, exc)
+            store.record_push_failure(change.id, str(exc))
+            result.push_failed += 1
+        else:
+            result.pushed += int(sent)
+            result.conflicts += len(conflicts)
+        progress("push", done, len(changes))
+        check_stop()
+
+
+def _writable_body(store: Store, row: dict[str, Any], names: Any = None) -> dict[str, Any]:
+    chosen = row if names is None else {name: row[name] for name in names}
+    return {
+        name: store.to_api(name, value)
+        for name, value in chosen.items()
+        if name != "id" and fields.is_writable(name) and (names is not None or value is not None)
+    }
+
+
+def push_change(
+    client: IntempusClient, store: Store, change: PendingChange, policy: Policy, *, run_id: int | None
+) -> tuple[bool, list[Conflict]]:
+    """Push one change; returns whether anything was written to Intempus, and the conflicts decided."""
+    if change.op == "insert":
+        return _push_insert(client, store, change, run_id=run_id), []
+    if change.op == "delete":
+        return _push_delete(client, store, change, policy, run_id=run_id)
+    return _push_update(client, store, change, policy, run_id=run_id)
+
+
+def _push_insert(
+    client: IntempusClient,
+    store: Store,
+    change: PendingChange,
+    *,
+    run_id: int | None,
+    conflicts: Sequence[Conflict] = (),
+) -> bool:
+    if change.local is None:
+        store.settle_push(change.id, None, snapshot=None)
+        return False
+    creation_id = change.creation_id
+    if creation_id is None:
+        creation_id = uuid.uuid4().hex
+        store.set_creation_id(change.id, creation_id)
+    created = client.create_case(_writable_body(store, change.local), creation_id=creation_id)
+    # The create response's logical_timestamp is not to be trusted: read the case back.
+    remote = client.get_case(created["id"])
+    store.settle_push(change.id, remote, snapshot=change.local, conflicts=conflicts, run_id=run_id)
+    return True
+
+
+def _push_update(
+    client: IntempusClient, store: Store, change: PendingChange, policy: Policy, *, run_id: int | None
+) -> tuple[bool, list[Conflict]]:
+    local, base = change.local, change.base or {}
+    if local is None:
+        store.settle_push(change.id, None, snapshot=None)
+        return False, []
+    remote = client.find_case(change.id)
+    if remote is None:
+        conflict = Conflict(change.id, ROW, "synced", "edited", "deleted", policy)
+        if policy is Policy.REMOTE:
+            store.settle_push(change.id, None, snapshot=local, conflicts=[conflict], run_id=run_id)
+            return False, [conflict]
+        recreate = PendingChange(change.id, "insert", None, local, None, change.attempts, None)
+        return _push_insert(client, store, recreate, run_id=run_id, conflicts=[conflict]), [conflict]
+    remote_row = store.to_row(remote)
+    merged, conflicts = merge_case(change.id, base, local, remote_row, policy)
+    to_send = [
+        name
+        for name, value in merged.items()
+        if name != "id" and fields.is_writable(name) and value != remote_row.get(name)
+    ]
+    if to_send:
+        client.update_case(change.id, _writable_body(store, merged, to_send))
+        remote = client.get_case(change.id)
+    store.settle_push(change.id, remote, snapshot=local, conflicts=conflicts, run_id=run_id)
+    return bool(to_send), conflicts
+
+
+def _push_delete(
+    client: IntempusClient, store: Store, change: PendingChange, policy: Policy, *, run_id: int | None
+) -> tuple[bool, list[Conflict]]:
+    remote = client.find_case(change.id)
+    conflicts: list[Conflict] = []
+    if remote is not None and change.base is not None and remote_changed(change.base, store.to_row(remote)):
+        conflicts.append(Conflict(change.id, ROW, "synced", "deleted", "edited", policy))
+        if policy is Policy.REMOTE:
+            store.settle_push(change.id, remote, snapshot=None, conflicts=conflicts, run_id=run_id)
+            return False, conflicts
+    if remote is not None:
+        client.delete_case(change.id)  # a 404 here means someone else deleted it first: done all the same
+    store.settle_push(change.id, None, snapshot=None, conflicts=conflicts, run_id=run_id)
+    return True, conflicts
+
+
+# -- one-off writes: Intempus first, then the mirror -------------------------------------------------
+
+
+def create_case(client: IntempusClient, store: Store, body: dict[str, Any]) -> Case:
+    created = client.create_case(body, creation_id=uuid.uuid4().hex)
+    return store_remote_case(client, store, created["id"])
+
+
+def update_case(client: IntempusClient, store: Store, case_id: int, body: dict[str, Any]) -> Case:
+    client.update_case(case_id, body)
+    return store_remote_case(client, store, case_id)
+
+
+def store_remote_case(client: IntempusClient, store: Store, case_id: int) -> Case:
+    """Re-read a case Intempus accepted (its write response is not trustworthy) and mirror it."""
+    remote = client.get_case(case_id)
+    store.apply_page([remote], policy=Policy.REMOTE, run_id=None, full=False)
+    return remote
+
+
+def delete_case(client: IntempusClient, store: Store, case_id: int) -> bool:
+    """Delete in Intempus, then locally; False when Intempus did not have it."""
+    existed = client.delete_case(case_id)
+    store.settle_push(case_id, None, snapshot=None)
+    return existed

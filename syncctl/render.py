@@ -1,0 +1,112 @@
+"""Everything syncctl shows a person: summaries, tables, progress. Only the CLI layer calls it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from syncctl.engine import SyncResult
+
+SUMMARY_KEYS = (
+    "fetched",
+    "inserted",
+    "updated",
+    "deleted",
+    "unchanged",
+    "pushed",
+    "push_failed",
+    "conflicts",
+)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+
+
+def sync_summary(result: SyncResult) -> str:
+    counts = ", ".join(f"{name.replace('_', ' ')} {getattr(result, name)}" for name in SUMMARY_KEYS)
+    return f"sync {result.status} ({result.mode}): {counts} in {result.duration_s:.1f}s"
+
+
+def sync_table(result: SyncResult) -> Table:
+    table = Table(title=f"sync {result.mode}: {result.status}")
+    for name in (*SUMMARY_KEYS, "duration_s"):
+        table.add_column(name.replace("_", " "), justify="right")
+    table.add_row(*(str(getattr(result, n)) for n in SUMMARY_KEYS), f"{result.duration_s:.2f}")
+    return table
+
+
+@contextmanager
+def progress_reporter(console: Console, *, enabled: bool = True) -> Iterator[Any]:
+    """A progress callback for the engine: a live bar on a terminal, nothing otherwise."""
+    if not (enabled and console.is_terminal):
+        yield lambda phase, done, total: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def report(phase: str, done: int, total: int | None) -> None:
+            if phase not in tasks:
+                label = {"pull": "pulling cases", "push": "pushing local changes"}.get(phase, phase)
+                tasks[phase] = bar.add_task(label, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        yield report
+
+
+def status_lines(status: Mapping[str, Any]) -> list[str]:
+    lines = [
+        f"database: {status['database']}",
+        f"cases: {status['cases']}",
+        f"cursor: {status['cursor'] if status['cursor'] is not None else '(none: next sync is full)'}",
+        f"pending local changes: {status['pending']}",
+    ]
+    for change in status["pending_changes"]:
+        error = f" - last error: {change['last_error']}" if change["last_error"] else ""
+        lines.append(f"  {change['op']} case {change['id']} ({change['attempts']} failed attempts){error}")
+    lines.append("last runs:" if status["runs"] else "last runs: none yet")
+    for run in status["runs"]:
+        counts = " ".join(f"{name}={run[name]}" for name in SUMMARY_KEYS)
+        error = f" error: {run['error']}" if run["error"] else ""
+        lines.append(f"  #{run['id']} {run['started_at']} {run['mode']} {run['status']} {counts}{error}")
+    return lines
+
+
+def status_table(status: Mapping[str, Any]) -> Table:
+    table = Table(title=f"last runs of {status['database']}")
+    for name in ("run", "started", "mode", "status", *SUMMARY_KEYS, "seconds", "error"):
+        table.add_column(name.replace("_", " "))
+    for run in status["runs"]:
+        table.add_row(
+            str(run["id"]),
+            run["started_at"],
+            run["mode"],
+            run["status"],
+            *(str(run[name]) for name in SUMMARY_KEYS),
+            str(run["duration_s"]),
+            run["error"] or "",
+        )
+    return table
+
+
+def case_lines(case: Mapping[str, Any]) -> list[str]:
+    width = max((len(name) for name in case), default=0)
+    return [f"{name.ljust(width)}  {json.dumps(value, ensure_ascii=False)}" for name, value in case.items()]
+
+
+def conflict_lines(conflicts: list[dict[str, Any]]) -> list[str]:
+    if not conflicts:
+        return ["no conflicts recorded"]
+    return [
+        f"{c['decided_at']} case {c['case_id']} {c['field']}: local={json.dumps(c['local_value'])}"
+        f" remote={json.dumps(c['remote_value'])} -> {c['winner']} won"
+        for c in conflicts
+    ]
