@@ -204,6 +204,8 @@ def sync(
     opts = options(ctx)
     console = Console(stderr=False)
     with reported_errors():
+        if allow_mass_delete and not full:
+            raise UsageError("--allow-mass-delete only applies to a full sync: add --full")
         settings = opts.settings()
         sync_options = engine.SyncOptions(
             full=full,

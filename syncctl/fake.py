@@ -86,6 +86,7 @@ INT_FIELDS = frozenset({"id", "logical_timestamp", "number_of_children"})
 ORDERED_FIELDS = INT_FIELDS | DATE_FIELDS | set(DECIMAL_PLACES) | {"creation_date"}
 LIST_PARAMS = frozenset({"limit", "offset", "pagination_type", "after", "format", "order_by"})
 
+_REPLACING_FAULTS = frozenset({"status", "html", "not_json", "reset", "empty_listing"})  # the rest spoil
 FAULT_KINDS = frozenset({"status", "html", "not_json", "no_objects", "missing_id", "truncated", "reset",
                          "empty_listing", "delay"})  # fmt: skip
 
@@ -328,8 +329,25 @@ class Fault:
     passed: int = field(default=0, init=False, repr=False, compare=False)  # matching requests let through
 
     def __post_init__(self) -> None:
+        # Faults also arrive as JSON through /_fake/faults: refuse wrong types now, not mid-request.
+        for name, kinds in _FAULT_TYPES.items():
+            value = getattr(self, name)
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                raise TypeError(f"fault field {name} cannot be {value!r}")
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {sorted(FAULT_KINDS)}")
+
+
+_FAULT_TYPES: dict[str, tuple[type, ...]] = {
+    "match": (str,),
+    "times": (int,),
+    "after": (int,),
+    "status": (int,),
+    "retry_after": (str, type(None)),
+    "kind": (str,),
+    "delay_s": (int, float),
+    "apply_after": (bool,),
+}
 
 
 class InvalidCase(ValueError):
@@ -353,8 +371,6 @@ class _BadRequest(Exception):
 class FakeIntempus:
     """The remote state plus request handling, without sockets. Thread-safe: one lock guards everything."""
 
-    cursor_paging: bool = True
-
     def __init__(
         self,
         cases: int = 0,
@@ -369,7 +385,7 @@ class FakeIntempus:
         self.user = user
         self.key = key
         self.rate_limit_per_minute = rate_limit_per_minute
-        self.cursor_paging = True
+        self.cursor_paging = True  # False: refuse pagination_type=cursor, like a server without it
         self.cases: dict[int, dict[str, Any]] = {}
         self.counter = FIRST_COUNTER
         self.requests: list[tuple[str, str]] = []
@@ -611,13 +627,7 @@ class FakeIntempus:
         if fault is not None and fault.kind == "delay":
             self._sleep(fault.delay_s)
             fault = None
-        replaces = fault is not None and fault.kind in (
-            "status",
-            "html",
-            "not_json",
-            "reset",
-            "empty_listing",
-        )
+        replaces = fault is not None and fault.kind in _REPLACING_FAULTS
         if fault is not None and replaces and not fault.apply_after:
             return self._fault_response(fault, url.query)
         with self._lock:
@@ -748,38 +758,24 @@ class FakeIntempus:
         if pagination not in ("", "offset", "cursor") or (pagination == "cursor" and not self.cursor_paging):
             raise _BadRequest({"error": "Invalid pagination type"})
         selected = self._select(_parse_filters(pairs))
-        carried = [(k, v) for k, v in pairs if k not in ("limit", "offset", "after")]
-        if pagination == "cursor":
+        cursor = pagination == "cursor"
+        if cursor:
             start = bisect_right(selected, _decode_cursor(params["after"])) if "after" in params else 0
-            page = selected[start : start + limit]
-            more = start + limit < len(selected)
-            next_path = (
-                _page_path([*carried, ("limit", limit), ("after", _encode_cursor(page[-1]))])
-                if more
-                else None
-            )
-            meta: dict[str, Any] = {
-                "limit": limit,
-                "next": next_path,
-                "offset": None,
-                "previous": None,
-                "total_count": len(selected),
-            }
         else:
-            offset = _int_param(params, "offset", 0)
-            page = selected[offset : offset + limit]
-            more = offset + limit < len(selected)
-            meta = {
-                "limit": limit,
-                "next": _page_path([*carried, ("limit", limit), ("offset", offset + limit)])
-                if more
-                else None,
-                "offset": offset,
-                "previous": _page_path([*carried, ("limit", limit), ("offset", max(0, offset - limit))])
-                if offset > 0
-                else None,
-                "total_count": len(selected),
-            }
+            start = _int_param(params, "offset", 0)
+        page = selected[start : start + limit]
+        more = start + limit < len(selected)
+        carried = [*((k, v) for k, v in pairs if k not in ("limit", "offset", "after")), ("limit", limit)]
+        offset: int | None = None
+        previous = None
+        if cursor:
+            next_path = _page_path([*carried, ("after", _encode_cursor(page[-1]))]) if more else None
+        else:
+            next_path = _page_path([*carried, ("offset", start + limit)]) if more else None
+            offset = start
+            previous = _page_path([*carried, ("offset", max(0, start - limit))]) if start > 0 else None
+        meta = {"limit": limit, "next": next_path, "offset": offset, "previous": previous,
+                "total_count": len(selected)}  # fmt: skip
         objects = b",".join([self._rendered_case(case_id) for case_id in page])
         return b'{"meta":' + _dumps(meta) + b',"objects":[' + objects + b"]}"
 
@@ -819,7 +815,7 @@ class FakeIntempus:
         found = []
         for position in range(bisect_right(stamps, stamp), len(stamps)):
             case = cases.get(ids[position])
-            if case is not None:
+            if case is not None and case["logical_timestamp"] == stamps[position]:
                 found.append(ids[position])
         found.sort()
         return found
@@ -1217,6 +1213,7 @@ def serve_forever(
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         fake._populate(cases, seed)
+        gc.freeze()  # the generated cases live as long as the process: keep them out of every collection
         server.start()
         if on_ready is not None:
             on_ready(server.url)
@@ -1229,4 +1226,4 @@ def serve_forever(
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         server.stop()
         if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -24,6 +25,17 @@ SUMMARY_KEYS = (
     "push_failed",
     "conflicts",
 )
+# Short column headers, so the tables fit an 80-column terminal.
+HEADERS = {
+    "fetched": "fetch",
+    "inserted": "new",
+    "updated": "upd",
+    "deleted": "del",
+    "unchanged": "same",
+    "pushed": "push",
+    "push_failed": "fail",
+    "conflicts": "confl",
+}
 
 
 def print_json(data: Any) -> None:
@@ -36,9 +48,10 @@ def sync_summary(result: SyncResult) -> str:
 
 
 def sync_table(result: SyncResult) -> Table:
-    table = Table(title=f"sync {result.mode}: {result.status}")
-    for name in (*SUMMARY_KEYS, "duration_s"):
-        table.add_column(name.replace("_", " "), justify="right")
+    table = Table(title=f"sync {result.mode}: {result.status}", box=box.SIMPLE_HEAD)
+    for name in SUMMARY_KEYS:
+        table.add_column(HEADERS[name], justify="right")
+    table.add_column("secs", justify="right")
     table.add_row(*(str(getattr(result, n)) for n in SUMMARY_KEYS), f"{result.duration_s:.2f}")
     return table
 
@@ -81,18 +94,30 @@ def status_lines(status: Mapping[str, Any]) -> list[str]:
 
 
 def status_table(status: Mapping[str, Any]) -> Table:
-    table = Table(title=f"last runs of {status['database']}")
-    for name in ("run", "started", "mode", "status", *SUMMARY_KEYS, "seconds", "error"):
-        table.add_column(name.replace("_", " "))
+    table = Table(
+        title=f"last runs of {status['database']}",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        show_edge=False,
+    )
+    errors = any(run["error"] for run in status["runs"])
+    for name in ("run", "started", "mode", "status"):
+        table.add_column(name, no_wrap=True, min_width=len(name))
+    for name in SUMMARY_KEYS:
+        table.add_column(HEADERS[name], justify="right", no_wrap=True, min_width=len(HEADERS[name]))
+    table.add_column("secs", justify="right", no_wrap=True, min_width=5)
+    if errors:
+        table.add_column("error", overflow="fold")
     for run in status["runs"]:
         table.add_row(
             str(run["id"]),
-            run["started_at"],
-            run["mode"],
+            run["started_at"][11:16],
+            run["mode"][:4],
             run["status"],
             *(str(run[name]) for name in SUMMARY_KEYS),
-            str(run["duration_s"]),
-            run["error"] or "",
+            f"{run['duration_s'] or 0:.2f}",
+            *([run["error"] or ""] if errors else []),
         )
     return table
 
