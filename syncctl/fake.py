@@ -50,6 +50,7 @@ CREATE_QUIRK_TIMESTAMP = 42  # what the real server puts in a create answer's lo
 FIRST_COUNTER = 9_100_000_000
 FIRST_CASE_ID = 9_600_000
 RATE_WINDOW_SECONDS = 60.0
+RENDER_CHUNK = 1000  # cases rendered per lock hold by render_all: ~15 ms
 
 CASE_KEYS: tuple[str, ...] = (
     "active", "all_employees_may_add_work_reports", "all_worktypes_may_used_in_work_reports", "case_group",
@@ -90,6 +91,8 @@ _REPLACING_FAULTS = frozenset({"status", "html", "not_json", "reset", "empty_lis
 FAULT_KINDS = frozenset({"status", "html", "not_json", "no_objects", "missing_id", "truncated", "reset",
                          "empty_listing", "delay"})  # fmt: skip
 
+# UTF-8 as Tastypie sends it (ensure_ascii=False); one shared encoder saves building one per case.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 _CASE_PATH = re.compile(re.escape(LIST_PATH) + r"(\d+)/")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _LINK = re.compile(re.escape(BASE_PATH) + r"/([a-z_]+)/(\d+)/")
@@ -307,6 +310,8 @@ def _default_case() -> dict[str, Any]:
 
 @dataclass
 class Response:
+    """One answer of `FakeIntempus.handle`; FakeServer adds Content-Length and performs `action`."""
+
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
@@ -318,6 +323,17 @@ class Response:
 
 @dataclass
 class Fault:
+    """A scripted failure for the API requests whose "METHOD /path?query" contains `match` ("" = all).
+
+    It lets `after` matching requests through, then affects `times` of them (-1: forever). Kinds:
+    "status" (`status` with an error body), "html" (500 with an HTML page), "not_json" (200, garbage),
+    "no_objects" / "missing_id" (200, the real page without "objects" / with one case without "id"),
+    "empty_listing" (200, zero objects), "truncated" (body shorter than its Content-Length, then close),
+    "reset" (close with an RST, no answer), "delay" (`delay_s` through the fake's sleep, then answer).
+    With `apply_after`, a replacing kind (status, html, not_json, reset, empty_listing) lets the request
+    take effect first: the answer to a committed write is lost.
+    """
+
     match: str = ""
     times: int = 1
     after: int = 0
@@ -474,6 +490,24 @@ class FakeIntempus:
                     self._create({k: v for k, v in template.items() if k in WRITABLE_FIELDS})[0]["id"]
                 )
         return {"updated": to_update, "deleted": to_delete, "created": created}
+
+    def render_all(self) -> int:
+        """Fill the JSON cache before a timed run; a chunk per lock hold, so requests are served meanwhile.
+
+        Without it the first listing renders lazily, ~15 us a case: at a million cases that is as slow as
+        the client's own parsing, so a benchmark should warm the fake first (`POST /_fake/render`).
+        """
+        rendered = position = 0
+        while True:
+            with self._lock:
+                chunk = self._ids[position : position + RENDER_CHUNK]
+                for case_id in chunk:
+                    if case_id not in self._rendered:
+                        self._rendered[case_id] = _dumps(self.cases[case_id])
+                        rendered += 1
+            if not chunk:
+                return rendered
+            position += RENDER_CHUNK
 
     def add_fault(self, fault: Fault) -> None:
         with self._lock:
@@ -837,6 +871,10 @@ class FakeIntempus:
                 with self._lock:
                     self.faults.extend(added)
                     return self._answer(200, _dumps({"faults": len(self.faults)}))
+            if path == "/_fake/render" and method == "POST":
+                started = time.perf_counter()
+                rendered = {"rendered": self.render_all(), "seconds": round(time.perf_counter() - started, 3)}
+                return self._answer(200, _dumps(rendered))
             if path == "/_fake/faults" and method == "DELETE":
                 self.clear_faults()
                 return self._answer(200, _dumps({"faults": 0}))
@@ -860,7 +898,7 @@ class FakeIntempus:
 
 
 def _dumps(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(data).encode("utf-8")
 
 
 def _copy_case(case: dict[str, Any]) -> dict[str, Any]:

@@ -584,7 +584,7 @@ def test_server_fault_truncated_breaks_off_the_body(server: FakeServer, session:
 
 def test_server_fault_reset_drops_the_connection(server: FakeServer, session: requests.Session) -> None:
     server.fake.add_fault(Fault(kind="reset", match="GET"))
-    with pytest.raises(requests.exceptions.ConnectionError):
+    with pytest.raises(requests.exceptions.ConnectionError, match="reset by peer"):
         session.get(f"{server.url}/case/")
     assert session.get(f"{server.url}/case/").status_code == 200
 
@@ -610,7 +610,10 @@ def test_server_control_endpoints_drive_the_fake_without_auth(server: FakeServer
     assert (added.status_code, server.fake.faults[0].status) == (200, 503)
     assert requests.delete(f"{host}/_fake/faults").status_code == 200 and server.fake.faults == []
     assert requests.post(f"{host}/_fake/faults", json=[{"kind": "nope"}]).status_code == 400
+    assert requests.post(f"{host}/_fake/faults", json=[{"times": "twice"}]).status_code == 400
     assert requests.post(f"{host}/_fake/mutate", json={"update": -1}).status_code == 400
+    assert requests.post(f"{host}/_fake/render").json()["rendered"] == len(server.fake.cases)
+    assert requests.post(f"{host}/_fake/render").json()["rendered"] == 0
     stats = requests.get(f"{host}/_fake/stats").json()
     assert stats == {"cases": 32, "counter": server.fake.counter, "requests": 0, "faults": 0}
 
