@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -191,6 +191,18 @@ def delete_unseen(client: IntempusClient, store: Store, options: SyncOptions, re
 
 # -- pushing -------------------------------------------------------------------------------------------
 
+PUSH_BATCH = 100  # changes whose remote versions are read with one `id__in` request, before and after
+
+
+@dataclass
+class PushOutcome:
+    """What pushing one change did, and how to learn what Intempus holds afterwards."""
+
+    sent: bool
+    conflicts: list[Conflict]
+    reread: int | None = None  # the id to read back from Intempus after a write
+    remote: Case | None = None  # what Intempus holds, when known without reading it back
+
 
 def push_pending(
     client: IntempusClient,
@@ -201,28 +213,58 @@ def push_pending(
     check_stop: Callable[[], None] = never_stop,
     progress: Progress = no_progress,
 ) -> None:
-    """Send every local change to Intempus; one bad change never blocks the others."""
+    """Send every local change to Intempus; one bad change never blocks the others.
+
+    Changes go in batches: one `id__in` read of their current remote versions (for the three-way
+    merge), the writes, then one read-back of what was written (write responses are not trusted).
+    """
     changes = store.pending_changes()
-    for done, change in enumerate(changes, start=1):
-        try:
-            sent, conflicts = push_change(client, store, change, policy, run_id=result.run_id)
-        except (AuthError, TransientError) as exc:
-            # Intempus is unreachable or refuses us: every other change would fail the same way.
-            store.record_push_failure(change.id, str(exc))
-            result.push_failed += 1
-            raise
-        except RemoteError as exc:
-            log.warning("push of case %s failed: %s", change.id, exc)
-            store.record_push_failure(change.id, str(exc))
-            result.push_failed += 1
-        else:
-            result.pushed += int(sent)
-            result.conflicts += len(conflicts)
-        progress("push", done, len(changes))
+    done = 0
+    for start in range(0, len(changes), PUSH_BATCH):
+        batch = changes[start : start + PUSH_BATCH]
+        known = client.find_cases(change.id for change in batch if change.op != "insert")
+        remote_now = {case["id"]: case for case in known}
+        outcomes: list[tuple[PendingChange, PushOutcome]] = []
+        for change in batch:
+            try:
+                outcome = push_change(client, store, change, remote_now.get(change.id), policy)
+            except (AuthError, TransientError) as exc:
+                # Intempus is unreachable or refuses us: every other change would fail the same way.
+                store.record_push_failure(change.id, str(exc))
+                result.push_failed += 1
+                _settle(client, store, outcomes, result)
+                raise
+            except RemoteError as exc:
+                log.warning("push of case %s failed: %s", change.id, exc)
+                store.record_push_failure(change.id, str(exc))
+                result.push_failed += 1
+            else:
+                outcomes.append((change, outcome))
+            done += 1
+            progress("push", done, len(changes))
+        _settle(client, store, outcomes, result)
         check_stop()
 
 
-def _writable_body(store: Store, row: dict[str, Any], names: Any = None) -> dict[str, Any]:
+def _settle(
+    client: IntempusClient,
+    store: Store,
+    outcomes: list[tuple[PendingChange, PushOutcome]],
+    result: SyncResult,
+) -> None:
+    """Read back what was written and store it; each change is closed in its own transaction."""
+    written = client.find_cases(o.reread for _, o in outcomes if o.reread is not None)
+    read_back = {case["id"]: case for case in written}
+    for change, outcome in outcomes:
+        remote = read_back.get(outcome.reread) if outcome.reread is not None else outcome.remote
+        store.settle_push(
+            change.id, remote, snapshot=change.local, conflicts=outcome.conflicts, run_id=result.run_id
+        )
+        result.pushed += int(outcome.sent)
+        result.conflicts += len(outcome.conflicts)
+
+
+def _writable_body(store: Store, row: dict[str, Any], names: Iterable[str] | None = None) -> dict[str, Any]:
     chosen = row if names is None else {name: row[name] for name in names}
     return {
         name: store.to_api(name, value)
@@ -232,53 +274,42 @@ def _writable_body(store: Store, row: dict[str, Any], names: Any = None) -> dict
 
 
 def push_change(
-    client: IntempusClient, store: Store, change: PendingChange, policy: Policy, *, run_id: int | None
-) -> tuple[bool, list[Conflict]]:
-    """Push one change; returns whether anything was written to Intempus, and the conflicts decided."""
+    client: IntempusClient, store: Store, change: PendingChange, remote: Case | None, policy: Policy
+) -> PushOutcome:
+    """Push one change, given the case as Intempus holds it now (None: not there)."""
     if change.op == "insert":
-        return _push_insert(client, store, change, run_id=run_id), []
+        return _push_insert(client, store, change, [])
     if change.op == "delete":
-        return _push_delete(client, store, change, policy, run_id=run_id)
-    return _push_update(client, store, change, policy, run_id=run_id)
+        return _push_delete(client, store, change, remote, policy)
+    return _push_update(client, store, change, remote, policy)
 
 
 def _push_insert(
-    client: IntempusClient,
-    store: Store,
-    change: PendingChange,
-    *,
-    run_id: int | None,
-    conflicts: Sequence[Conflict] = (),
-) -> bool:
+    client: IntempusClient, store: Store, change: PendingChange, conflicts: list[Conflict]
+) -> PushOutcome:
     if change.local is None:
-        store.settle_push(change.id, None, snapshot=None)
-        return False
+        return PushOutcome(sent=False, conflicts=conflicts)
     creation_id = change.creation_id
     if creation_id is None:
+        # Stored before the POST: a run that dies after Intempus created the case repeats the same key.
         creation_id = uuid.uuid4().hex
         store.set_creation_id(change.id, creation_id)
     created = client.create_case(_writable_body(store, change.local), creation_id=creation_id)
-    # The create response's logical_timestamp is not to be trusted: read the case back.
-    remote = client.get_case(created["id"])
-    store.settle_push(change.id, remote, snapshot=change.local, conflicts=conflicts, run_id=run_id)
-    return True
+    return PushOutcome(sent=True, conflicts=conflicts, reread=created["id"])
 
 
 def _push_update(
-    client: IntempusClient, store: Store, change: PendingChange, policy: Policy, *, run_id: int | None
-) -> tuple[bool, list[Conflict]]:
+    client: IntempusClient, store: Store, change: PendingChange, remote: Case | None, policy: Policy
+) -> PushOutcome:
     local, base = change.local, change.base or {}
     if local is None:
-        store.settle_push(change.id, None, snapshot=None)
-        return False, []
-    remote = client.find_case(change.id)
+        return PushOutcome(sent=False, conflicts=[])
     if remote is None:
         conflict = Conflict(change.id, ROW, "synced", "edited", "deleted", policy)
         if policy is Policy.REMOTE:
-            store.settle_push(change.id, None, snapshot=local, conflicts=[conflict], run_id=run_id)
-            return False, [conflict]
+            return PushOutcome(sent=False, conflicts=[conflict])
         recreate = PendingChange(change.id, "insert", None, local, None, change.attempts, None)
-        return _push_insert(client, store, recreate, run_id=run_id, conflicts=[conflict]), [conflict]
+        return _push_insert(client, store, recreate, [conflict])
     remote_row = store.to_row(remote)
     merged, conflicts = merge_case(change.id, base, local, remote_row, policy)
     to_send = [
@@ -286,27 +317,23 @@ def _push_update(
         for name, value in merged.items()
         if name != "id" and fields.is_writable(name) and value != remote_row.get(name)
     ]
-    if to_send:
-        client.update_case(change.id, _writable_body(store, merged, to_send))
-        remote = client.get_case(change.id)
-    store.settle_push(change.id, remote, snapshot=local, conflicts=conflicts, run_id=run_id)
-    return bool(to_send), conflicts
+    if not to_send:
+        return PushOutcome(sent=False, conflicts=conflicts, remote=remote)
+    client.update_case(change.id, _writable_body(store, merged, to_send))
+    return PushOutcome(sent=True, conflicts=conflicts, reread=change.id)
 
 
 def _push_delete(
-    client: IntempusClient, store: Store, change: PendingChange, policy: Policy, *, run_id: int | None
-) -> tuple[bool, list[Conflict]]:
-    remote = client.find_case(change.id)
+    client: IntempusClient, store: Store, change: PendingChange, remote: Case | None, policy: Policy
+) -> PushOutcome:
     conflicts: list[Conflict] = []
     if remote is not None and change.base is not None and remote_changed(change.base, store.to_row(remote)):
         conflicts.append(Conflict(change.id, ROW, "synced", "deleted", "edited", policy))
         if policy is Policy.REMOTE:
-            store.settle_push(change.id, remote, snapshot=None, conflicts=conflicts, run_id=run_id)
-            return False, conflicts
+            return PushOutcome(sent=False, conflicts=conflicts, remote=remote)
     if remote is not None:
         client.delete_case(change.id)  # a 404 here means someone else deleted it first: done all the same
-    store.settle_push(change.id, None, snapshot=None, conflicts=conflicts, run_id=run_id)
-    return True, conflicts
+    return PushOutcome(sent=True, conflicts=conflicts)
 
 
 # -- one-off writes: Intempus first, then the mirror -------------------------------------------------
