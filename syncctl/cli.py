@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sqlite3
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -20,7 +21,16 @@ from rich.console import Console
 from syncctl import __version__, engine, fields, render
 from syncctl.client import IntempusClient
 from syncctl.config import Settings, load_settings
-from syncctl.errors import EXIT_FAILURE, EXIT_SIGINT, EXIT_SIGTERM, InterruptedRun, SyncctlError, UsageError
+from syncctl.errors import (
+    EXIT_FAILURE,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    EXIT_USAGE,
+    DatabaseError,
+    InterruptedRun,
+    SyncctlError,
+    UsageError,
+)
 from syncctl.lock import hold_lock
 from syncctl.merge import Policy
 from syncctl.store import Store
@@ -91,6 +101,8 @@ def reported_errors() -> Iterator[None]:
         yield
     except SyncctlError as exc:
         raise fail(exc) from None
+    except sqlite3.Error as exc:
+        raise fail(DatabaseError(f"the database is not a usable SQLite database: {exc}")) from None
 
 
 def options(ctx: typer.Context) -> Context:
@@ -459,14 +471,28 @@ def demo(
         run_demo(Console(), cases=cases)
 
 
+def _is_a(exc: BaseException, name: str) -> bool:
+    """Click's exception classes by name: Typer may bring its own copy of click."""
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
 def main() -> None:
-    """Entry point: known errors are already one line; anything else is a bug, shown without secrets."""
+    """Entry point: every error is one line on stderr; anything unknown is a bug, shown without secrets."""
     try:
-        app()
-    except SystemExit:
-        raise
-    except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt):
+        code = app(standalone_mode=False)
+    except KeyboardInterrupt:
+        sys.stderr.write("syncctl: interrupted\n")
+        sys.exit(EXIT_SIGINT)
+    except Exception as exc:
+        context = getattr(exc, "ctx", None)
+        if _is_a(exc, "NoArgsIsHelpError") and context is not None:
+            sys.stderr.write(context.get_help() + "\n")
+            sys.exit(EXIT_USAGE)
+        if _is_a(exc, "ClickException"):
+            where = f" (see `{context.command_path} --help`)" if context is not None else ""
+            sys.stderr.write(f"syncctl: error: {exc.format_message()}{where}\n")  # type: ignore[attr-defined]
+            sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
+        if _is_a(exc, "Abort"):
             sys.stderr.write("syncctl: interrupted\n")
             sys.exit(EXIT_SIGINT)
         sys.stderr.write(
@@ -476,3 +502,4 @@ def main() -> None:
         if logging.getLogger("syncctl").isEnabledFor(logging.DEBUG):
             sys.stderr.write(REDACTOR.scrub(traceback.format_exc()))
         sys.exit(EXIT_FAILURE)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -129,6 +129,9 @@ class IntempusClient:
         self.limiter = limiter or RateLimiter(0)
         self.session = session or requests.Session()
         self.session.headers["Authorization"] = f"ApiKey {user}:{key}"
+        # Error bodies are shown to people and stored in the run log: a server that echoes the
+        # request's headers must not make them carry the key.
+        self._secrets = [secret for secret in (f"{user}:{key}", key) if key]
         self.session.headers["Accept"] = "application/json"
         self._sleep = sleep
         self.cursor_paging: bool | None = None  # unknown until the server answers
@@ -207,7 +210,7 @@ class IntempusClient:
         status = response.status_code
         if status < 400:
             return response
-        message = describe_error_body(response.content)
+        message = self._scrub(describe_error_body(response.content))
         suffix = f": {message}" if message else ""
         if status == 401:
             raise AuthError(
@@ -231,11 +234,16 @@ class IntempusClient:
             )
         raise RemoteError(f"{self.host} answered {status} to {method} {url}{suffix}", status=status, url=url)
 
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
     def _json(self, response: requests.Response) -> Any:
         try:
             return json.loads(response.content)
         except ValueError:
-            what = describe_error_body(response.content) or "an empty body"
+            what = self._scrub(describe_error_body(response.content)) or "an empty body"
             raise RemoteError(
                 f"Intempus answered {what!s} instead of JSON at {response.url}", url=response.url
             ) from None
@@ -293,24 +301,36 @@ class IntempusClient:
         page = Page(objects, response.url, stamp, total if isinstance(total, int) else None)
         return page, next_url
 
-    def find_cases(self, ids: Iterable[int]) -> list[Case]:
-        """The cases among `ids` that Intempus still has: `id__in` listings in batches, else one GET each."""
+    def find_cases(self, ids: Iterable[int], *, canary: int | None = None) -> list[Case]:
+        """The cases among `ids` that Intempus still has, read with `id__in` listings in batches.
+
+        An id missing from an answer counts as gone only when the answer is trustworthy: with a
+        `canary` (an id known to exist), the canary must come back; without one, each missing id is
+        confirmed with its own GET. A refused or ignored filter falls back to one GET per id.
+        """
         wanted = sorted(set(ids))
         found: list[Case] = []
         for start in range(0, len(wanted), ID_BATCH):
-            found.extend(self._find_batch(wanted[start : start + ID_BATCH]))
+            found.extend(self._find_batch(wanted[start : start + ID_BATCH], canary))
         return found
 
-    def _find_batch(self, batch: list[int]) -> list[Case]:
-        params = {"id__in": ",".join(map(str, batch)), "limit": len(batch)}
+    def _find_batch(self, batch: list[int], canary: int | None) -> list[Case]:
+        asked = sorted({*batch, canary}) if canary is not None else batch
+        params = {"id__in": ",".join(map(str, asked)), "limit": len(asked)}
         try:
             page, next_url = self._fetch_page(f"{self.base_uri}/case/", params)
         except ValidationError:
             page, next_url = None, None
-        if page is not None and next_url is None and {case["id"] for case in page.objects} <= set(batch):
-            return page.objects
-        # The filter was refused or ignored: ask for each id on its own.
-        return [case for case in map(self.find_case, batch) if case is not None]
+        answered = {case["id"]: case for case in page.objects} if page else {}
+        if page is None or next_url is not None or not answered.keys() <= set(asked):
+            missing = batch  # the filter was refused or ignored: ask for each id on its own
+        elif canary is not None and canary not in answered:
+            missing = batch  # the answer left out a case that exists: it cannot prove anything gone
+        else:
+            missing = [] if canary is not None else [i for i in batch if i not in answered]
+        confirmed = (self.find_case(case_id) for case_id in missing)
+        kept = [answered[i] for i in batch if i in answered and i not in missing]
+        return kept + [case for case in confirmed if case is not None]
 
     # -- one case --------------------------------------------------------------------------------------
 

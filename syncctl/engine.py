@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from syncctl import fields
 from syncctl.client import Case, IntempusClient, TransientError
-from syncctl.errors import AuthError, RefusedError, RemoteError, SyncctlError
+from syncctl.errors import AuthError, DatabaseError, InterruptedRun, RefusedError, RemoteError, SyncctlError
 from syncctl.merge import ROW, Conflict, Policy, merge_case, remote_changed
 from syncctl.store import RUN_COUNTS, PendingChange, Store
 
@@ -58,9 +59,9 @@ class SyncResult:
         return {name: getattr(self, name) for name in RUN_COUNTS}
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["error"] = str(self.error) if self.error else None
+        data: dict[str, Any] = {"mode": self.mode, "status": self.status, **self.counts()}
         data["duration_s"] = round(self.duration_s, 3)
+        data.update(cursor=self.cursor, run_id=self.run_id, error=str(self.error) if self.error else None)
         return data
 
 
@@ -84,28 +85,35 @@ def run_sync(
         pull(client, store, options, result, check_stop=check_stop, progress=progress)
     except SyncctlError as exc:
         result.error = exc
-        result.status = {"InterruptedRun": "interrupted", "RefusedError": "refused"}.get(
-            type(exc).__name__, "failed"
-        )
+    except sqlite3.Error as exc:
+        result.error = DatabaseError(f"{store.path} is not a usable SQLite database: {exc}")
     except BaseException as exc:
+        result.error = SyncctlError(f"internal error: {exc.__class__.__name__}")
+        _record_run(store, result, clock() - started)
+        raise
+    _record_run(store, result, clock() - started)
+    return result
+
+
+def _record_run(store: Store, result: SyncResult, duration_s: float) -> None:
+    result.duration_s = duration_s
+    if isinstance(result.error, InterruptedRun):
+        result.status = "interrupted"
+    elif isinstance(result.error, RefusedError):
+        result.status = "refused"
+    elif result.error is not None:
         result.status = "failed"
+    assert result.run_id is not None
+    try:
         store.finish_run(
             result.run_id,
-            status="failed",
+            status=result.status,
             counts=result.counts(),
-            duration_s=clock() - started,
-            error=f"internal error: {exc.__class__.__name__}",
+            duration_s=duration_s,
+            error=str(result.error) if result.error else None,
         )
-        raise
-    result.duration_s = clock() - started
-    store.finish_run(
-        result.run_id,
-        status=result.status,
-        counts=result.counts(),
-        duration_s=result.duration_s,
-        error=str(result.error) if result.error else None,
-    )
-    return result
+    except sqlite3.Error as exc:  # the file itself is broken: the run's own error says more
+        log.error("could not record the run in %s: %s", store.path, exc)
 
 
 # -- pulling -------------------------------------------------------------------------------------------
@@ -127,10 +135,13 @@ def pull(
     committed: int | None = None  # the Logical-Timestamp header of the first page
     highest = since
     total: int | None = None
+    shifted = False  # offset paging saw the result set change size: a case may have been skipped
     for page in client.iter_pages(since=since):
         if committed is None:
             committed = page.logical_timestamp
             total = page.total_count
+        elif page.total_count != total and not client.cursor_paging:
+            shifted = True
         counts = store.apply_page(page.objects, policy=options.policy, run_id=result.run_id, full=full)
         result.fetched += len(page.objects)
         result.inserted += counts.inserted
@@ -151,7 +162,12 @@ def pull(
     # Changes committed while we were listing have timestamps above the first page's header, so the next
     # incremental run sees them; without that header, the highest timestamp seen is the best we know.
     new_cursor = committed if committed is not None else highest
-    if new_cursor is not None and (since is None or new_cursor >= since):
+    if shifted:
+        log.warning(
+            "Intempus changed while it was listed with offset paging, so a case may have been skipped;"
+            " the cursor stays where it was and the next run lists these changes again"
+        )
+    elif new_cursor is not None and (since is None or new_cursor >= since):
         store.set_cursor(new_cursor)
         result.cursor = new_cursor
 
@@ -168,7 +184,7 @@ def delete_unseen(client: IntempusClient, store: Store, options: SyncOptions, re
             "(check Intempus; --allow-mass-delete overrides)"
         )
     # Offset paging can skip a case that moved during the listing: confirm before deleting anything.
-    still_there = client.find_cases(unseen)
+    still_there = client.find_cases(unseen, canary=store.seen_id())
     if still_there:
         log.info("%d cases missed by the listing still exist; storing them", len(still_there))
         counts = store.apply_page(still_there, policy=options.policy, run_id=result.run_id, full=True)

@@ -399,6 +399,11 @@ class Store:
         self.conn.execute("UPDATE cases SET id = ? WHERE id = ?", (new_id, case_id))
         self.conn.execute("UPDATE _syncctl_pending SET id = ? WHERE id = ?", (new_id, case_id))
 
+    def seen_id(self) -> int | None:
+        """Any one id the current full listing returned: a case known to exist in Intempus."""
+        found = self.conn.execute("SELECT id FROM temp.seen LIMIT 1").fetchone()
+        return int(found[0]) if found else None
+
     def unseen_ids(self) -> list[int]:
         """Local cases a completed full listing did not return, leaving out local inserts not yet pushed."""
         return [

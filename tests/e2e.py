@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,3 +95,53 @@ def make_world(tmp_path: Path, cases: int, **fake_options: Any) -> Iterator[Worl
             "SYNCCTL_RETRY_ATTEMPTS": "3",
         }
         yield World(fake=fake, url=server.url, db_path=db_path, env=env)
+
+
+class Gate:
+    """The fake's injectable sleep for `delay` faults: the held request tells the test, then waits for it.
+
+    The test acts at a known point of a run (kill the process, send a signal, take a lock) without ever
+    sleeping: `wait_held()` returns once a request is held, `finish()` lets it through and waits until
+    the fake has answered it (so its effect, e.g. a committed create, is in the fake's state).
+    """
+
+    def __init__(self) -> None:
+        self.held = threading.Event()
+        self._opened = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def __call__(self, seconds: float) -> None:
+        self._threads.append(threading.current_thread())
+        self.held.set()
+        if not self._opened.wait(timeout=60):
+            raise RuntimeError("the test never opened the gate")
+
+    def wait_held(self, timeout: float = 60) -> None:
+        assert self.held.wait(timeout), "no request reached the delay fault"
+
+    def open(self) -> None:
+        self._opened.set()
+
+    def finish(self, timeout: float = 30) -> None:
+        self.open()
+        for thread in self._threads:
+            thread.join(timeout)
+
+
+def start_cli(world: World, *args: str, **env: str) -> subprocess.Popen[str]:
+    """The real CLI (`python -m syncctl`) in its own process, wired to the world's fake and file."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "syncctl", *args],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), **world.env, **env},
+        cwd=world.db_path.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_cli(world: World, *args: str, **env: str) -> Outcome:
+    """Like `World.run`, through the real entry point in a child process: errors show as users see them."""
+    process = start_cli(world, *args, **env)
+    stdout, stderr = process.communicate(timeout=60)
+    return Outcome(process.returncode, stdout, stderr)

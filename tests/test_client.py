@@ -555,11 +555,11 @@ def test_find_cases_asks_id_in_batches_of_100(
 
     remote.add_callback(responses.GET, LIST_URL, callback=answer)
 
-    found = client.find_cases(reversed(range(1, 151)))
+    found = client.find_cases(reversed(range(1, 151)), canary=3)
 
     assert [query(call) for call in remote.calls] == [
         {"id__in": ",".join(map(str, range(1, 101))), "limit": "100"},
-        {"id__in": ",".join(map(str, range(101, 151))), "limit": "50"},
+        {"id__in": ",".join(map(str, [3, *range(101, 151)])), "limit": "51"},
     ]
     assert found == [case_with_id(case_fixture, case_id) for case_id in range(3, 151, 3)]
 
@@ -568,11 +568,27 @@ def test_find_cases_returns_only_existing_cases(
     remote: responses.RequestsMock, client: IntempusClient, list_page_fixture: dict[str, Any]
 ) -> None:
     remote.get(LIST_URL, json=list_page_fixture)
+    remote.get(f"{BASE}/case/111/", status=404)
 
     found = client.find_cases([9584678, 9584677, 111])
 
     assert found == list_page_fixture["objects"]
-    assert [query(call) for call in remote.calls] == [{"id__in": "111,9584677,9584678", "limit": "3"}]
+    # Without a canary, an id missing from the answer is only taken as gone after its own GET says 404.
+    assert [query(call) for call in remote.calls[:1]] == [{"id__in": "111,9584677,9584678", "limit": "3"}]
+    assert [call.request.url for call in remote.calls[1:]] == [f"{BASE}/case/111/"]
+
+
+def test_find_cases_distrusts_an_answer_without_the_canary(
+    remote: responses.RequestsMock, client: IntempusClient, case_fixture: dict[str, Any]
+) -> None:
+    remote.get(LIST_URL, json={"meta": {"next": None}, "objects": []})
+    remote.get(f"{BASE}/case/5/", json=case_with_id(case_fixture, 5))
+    remote.get(f"{BASE}/case/6/", status=404)
+
+    found = client.find_cases([5, 6], canary=7)
+
+    assert found == [case_with_id(case_fixture, 5)]
+    assert query(remote.calls[0]) == {"id__in": "5,6,7", "limit": "3"}
 
 
 def test_find_cases_falls_back_to_one_get_per_id_when_filter_refused(
