@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS _syncctl_conflicts (
 );
 """
 
+TRIGGERS = ("_syncctl_cases_insert", "_syncctl_cases_update", "_syncctl_cases_rekey", "_syncctl_cases_delete")
 RUN_COUNTS = ("fetched", "inserted", "updated", "deleted", "unchanged", "pushed", "push_failed", "conflicts")
 
 
@@ -137,6 +138,10 @@ class Store:
         self.conn.close()
 
     def ensure_schema(self) -> None:
+        """Create what is missing; a file that is already set up is only read, never rewritten."""
+        if self._schema_is_current():
+            self._load_columns()
+            return
         with self.transaction():
             self._run_script(SCHEMA)
             exists = self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'cases'").fetchone()
@@ -146,6 +151,16 @@ class Store:
                 self.conn.execute(f"CREATE TABLE cases (id INTEGER PRIMARY KEY, {columns})")
             self._load_columns()
             self._write_triggers()
+
+    def _schema_is_current(self) -> bool:
+        names = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master")}
+        tables = {line.split()[5] for line in SCHEMA.splitlines() if line.startswith("CREATE TABLE")}
+        if not (tables | {"cases", *TRIGGERS}) <= names:
+            return False
+        # The triggers name every column: they must have been written for the columns there are now.
+        found = self.conn.execute("SELECT value FROM _syncctl_state WHERE key = 'trigger_columns'").fetchone()
+        columns = [row[1] for row in self.conn.execute("PRAGMA table_info(cases)")]
+        return bool(found) and found[0] == json.dumps(columns)
 
     def _run_script(self, script: str) -> None:
         """Run several statements inside the current transaction (executescript would commit it)."""
@@ -214,6 +229,10 @@ class Store:
             BEGIN {record_delete} END;
         """
         self._run_script(script)
+        self.conn.execute(
+            "INSERT OR REPLACE INTO _syncctl_state (key, value) VALUES ('trigger_columns', ?)",
+            (json.dumps(self.columns),),
+        )
 
     def _add_columns(self, cases: Iterable[Case]) -> None:
         """Make a column for every remote field seen for the first time (inside the caller's transaction)."""

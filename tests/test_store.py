@@ -229,3 +229,21 @@ def test_lock_second_holder_is_refused_until_the_first_lets_go(db_path: Path) ->
         pass
     with hold_lock(db_path):
         pass
+
+
+def test_store_reopening_a_set_up_file_writes_nothing(store: Store, db_path: Path) -> None:
+    again = Store.open(db_path)
+    try:
+        assert again.conn.total_changes == 0
+        assert again.columns == store.columns
+    finally:
+        again.close()
+
+
+def test_store_new_column_rewrites_the_triggers_so_edits_of_it_are_caught(
+    store: Store, db_path: Path, case_fixture: dict[str, Any]
+) -> None:
+    store.apply_page([dict(case_fixture, colour="red")], policy=Policy.REMOTE, run_id=None, full=False)
+    edit(db_path, "UPDATE cases SET colour = 'blue' WHERE id = 9611850")
+    [change] = store.pending_changes()
+    assert change.base is not None and change.base["colour"] == "red"
