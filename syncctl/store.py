@@ -76,6 +76,14 @@ TRIGGERS = ("_syncctl_cases_insert", "_syncctl_cases_update", "_syncctl_cases_re
 RUN_COUNTS = ("fetched", "inserted", "updated", "deleted", "unchanged", "pushed", "push_failed", "conflicts")
 
 
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def to_json_text(value: Any) -> str:
+    """A list or object as JSON text, the way it is stored; most cases carry an empty list."""
+    return "[]" if value == [] else _encode(value)
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -277,13 +285,13 @@ class Store:
         for i in self._json_positions:
             value = values[i]
             if value is not None and not isinstance(value, str):
-                values[i] = json.dumps(value, ensure_ascii=False)
+                values[i] = to_json_text(value)
         return tuple(values)
 
     def _safe_row_values(self, case: Mapping[str, Any]) -> tuple[Any, ...]:
         """Like row_values, for a case whose fields changed shape: any list or object becomes JSON text."""
         return tuple(
-            json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v
+            to_json_text(v) if isinstance(v, list | dict) else v
             for v in map(case.get, self.columns)
         )
 
@@ -368,7 +376,7 @@ class Store:
         return counts
 
     def _safe_tuple(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        return tuple(json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v for v in row)
+        return tuple(to_json_text(v) if isinstance(v, list | dict) else v for v in row)
 
     def _merge_pending(
         self,

@@ -38,7 +38,8 @@ def build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[
         worlds = make_world(tmp_path, cases, **fake_options)
         assert isinstance(worlds, Generator)
         made.append(worlds)
-        return next(worlds)
+        world: World = next(worlds)
+        return world
 
     yield make
     for worlds in made:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,7 +35,8 @@ def build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[
         worlds = make_world(tmp_path, cases, **fake_options)
         assert isinstance(worlds, Generator)
         made.append(worlds)
-        return next(worlds)
+        world: World = next(worlds)
+        return world
 
     yield make
     for worlds in made:
@@ -440,6 +441,7 @@ def test_faults_empty_answer_to_the_read_before_pushing_loses_no_local_change(
 
 def test_faults_case_skipped_by_offset_paging_is_never_deleted(build: Callable[..., World]) -> None:
     victims: list[int] = []
+    world: World
     world = build(sleep=lambda seconds: world.fake.delete(victims.pop()))
     world.env["SYNCCTL_PAGE_SIZE"] = "50"
     world.fake.cursor_paging = False
@@ -466,6 +468,7 @@ def test_faults_case_skipped_by_offset_paging_on_a_first_sync_is_not_lost(
     build: Callable[..., World],
 ) -> None:
     victims: list[int] = []
+    world: World
     world = build(sleep=lambda seconds: world.fake.delete(victims.pop()))
     world.env["SYNCCTL_PAGE_SIZE"] = "50"
     world.fake.cursor_paging = False
@@ -734,7 +737,7 @@ def echo_authorization(fake: FakeIntempus, status: int, match: str) -> None:
     """Make `fake` answer `status` with a body quoting the request's Authorization header (a debug page)."""
     original = fake.handle
 
-    def handle(method: str, path: str, headers: dict[str, str], body: bytes) -> Response:
+    def handle(method: str, path: str, headers: Mapping[str, str], body: bytes) -> Response:
         if match in f"{method} {path}":
             auth = next(v for k, v in headers.items() if k.lower() == "authorization")
             text = json.dumps({"error_message": f"request failed (headers: Authorization: {auth})"})

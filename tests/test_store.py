@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlite_utils
 
 from syncctl.errors import DatabaseError, LockedError
 from syncctl.lock import hold_lock
@@ -247,3 +248,21 @@ def test_store_new_column_rewrites_the_triggers_so_edits_of_it_are_caught(
     edit(db_path, "UPDATE cases SET colour = 'blue' WHERE id = 9611850")
     [change] = store.pending_changes()
     assert change.base is not None and change.base["colour"] == "red"
+
+
+def test_store_mirror_reads_naturally_with_sqlite_utils(
+    store: Store, db_path: Path, case_fixture: dict[str, Any]
+) -> None:
+    store.apply_page([case_fixture], policy=Policy.REMOTE, run_id=None, full=False)
+    db = sqlite_utils.Database(db_path)
+    try:
+        columns = db["cases"].columns_dict
+        assert (columns["id"], columns["hour_budget"], columns["active"]) == (int, str, int)
+        assert db["cases"].get(9611850)["hour_budget"] == "155.50"  # type: ignore[union-attr]
+        # TEXT affinity: a number typed by a person still matches the string Intempus sends
+        assert [row["name"] for row in db.query("SELECT name FROM cases WHERE customer_id = 6666940")] == [
+            "Sample 3a"
+        ]
+        assert sorted(t for t in db.table_names() if not t.startswith("_syncctl_")) == ["cases"]
+    finally:
+        db.close()
