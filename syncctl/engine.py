@@ -148,13 +148,8 @@ def pull(
         result.updated += counts.updated
         result.unchanged += counts.unchanged
         result.conflicts += len(counts.conflicts)
-        stamps = [
-            case["logical_timestamp"]
-            for case in page.objects
-            if isinstance(case.get("logical_timestamp"), int)
-        ]
-        if stamps:
-            highest = max(stamps) if highest is None else max(highest, *stamps)
+        if counts.highest_stamp is not None:
+            highest = max(highest or 0, counts.highest_stamp)
         progress("pull", result.fetched, total)
         check_stop()
     if full:

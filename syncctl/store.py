@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,7 @@ class PageCounts:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    highest_stamp: int | None = None  # the highest logical_timestamp in the page
     conflicts: list[Conflict] = field(default_factory=list)
 
 
@@ -186,6 +188,10 @@ class Store:
         self._json_positions = [
             i for i, name in enumerate(self.columns) if self.kinds[name] in ("json", "uri_list")
         ]
+        self._getter = itemgetter(*self.columns)
+        self._stamp_index = (
+            self.columns.index("logical_timestamp") if "logical_timestamp" in self.columns else -1
+        )
         names = ", ".join(map(quote, self.columns))
         marks = ", ".join("?" * len(self.columns))
         updates = ", ".join(f"{quote(n)} = excluded.{quote(n)}" for n in self.columns if n != "id")
@@ -281,7 +287,10 @@ class Store:
 
     def row_values(self, case: Mapping[str, Any]) -> tuple[Any, ...]:
         """A remote case as a row tuple in column order: the one place remote values become row values."""
-        values = list(map(case.get, self.columns))
+        try:
+            values = list(self._getter(case))  # every column present: the common case, done in C
+        except KeyError:
+            values = list(map(case.get, self.columns))
         for i in self._json_positions:
             value = values[i]
             if value is not None and not isinstance(value, str):
@@ -291,8 +300,7 @@ class Store:
     def _safe_row_values(self, case: Mapping[str, Any]) -> tuple[Any, ...]:
         """Like row_values, for a case whose fields changed shape: any list or object becomes JSON text."""
         return tuple(
-            to_json_text(v) if isinstance(v, list | dict) else v
-            for v in map(case.get, self.columns)
+            to_json_text(v) if isinstance(v, list | dict) else v for v in map(case.get, self.columns)
         )
 
     def to_row(self, case: Mapping[str, Any]) -> Row:
@@ -337,6 +345,9 @@ class Store:
             if any(not case.keys() <= known for case in cases):
                 self._add_columns(cases)
             rows = [self.row_values(case) for case in cases]
+            if self._stamp_index >= 0:
+                stamps = [s for s in map(itemgetter(self._stamp_index), rows) if type(s) is int]
+                counts.highest_stamp = max(stamps, default=None)
             ids = json.dumps([row[0] for row in rows])
             existing = {row[0]: row for row in self.conn.execute(self._select_sql, (ids,))}
             pending = {
@@ -369,8 +380,8 @@ class Store:
             except sqlite3.InterfaceError:  # a value of a shape the column kinds did not foresee
                 self.conn.executemany(self._upsert_sql, [self._safe_tuple(row) for row in writes])
             if full:
-                self.conn.executemany(
-                    "INSERT OR IGNORE INTO temp.seen (id) VALUES (?)", [(r[0],) for r in rows]
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO temp.seen (id) SELECT value FROM json_each(?)", (ids,)
                 )
             self._record_conflicts(counts.conflicts, run_id)
         return counts
