@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,24 @@ def store(db_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    """The bundled fake with 300 cases on a free loopback port, an empty mirror, and the CLI wired to both."""
+def build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., World]]:
+    """Make a world with its own fake options (sleep=, key=, clock=...); every one is stopped afterwards."""
     monkeypatch.chdir(tmp_path)  # no stray .env from the developer's folder
-    yield from make_world(tmp_path, cases=300)
+    made: list[Generator[World, None, None]] = []
+
+    def make(cases: int = 300, **fake_options: Any) -> World:
+        worlds = make_world(tmp_path, cases, **fake_options)
+        made.append(worlds)
+        world: World = next(worlds)
+        return world
+
+    yield make
+    for worlds in made:
+        worlds.close()
+
+
+@pytest.fixture
+def world(build: Callable[..., World]) -> World:
+    """The bundled fake with 300 cases on a free loopback port, an empty mirror, and the CLI wired to both."""
+    world: World = build()
+    return world

@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,7 @@ class World:
             store.close()
 
 
-def make_world(tmp_path: Path, cases: int, **fake_options: Any) -> Iterator[World]:
+def make_world(tmp_path: Path, cases: int, **fake_options: Any) -> Generator[World, None, None]:
     fake = FakeIntempus(cases=cases, seed=42, **fake_options)
     with FakeServer(fake) as server:
         db_path = tmp_path / "mirror.db"
@@ -145,3 +145,14 @@ def run_cli(world: World, *args: str, **env: str) -> Outcome:
     process = start_cli(world, *args, **env)
     stdout, stderr = process.communicate(timeout=60)
     return Outcome(process.returncode, stdout, stderr)
+
+
+def rows(world: World) -> dict[int, tuple[Any, ...]]:
+    """Every row of `cases`, by id."""
+    return {row[0]: row for row in world.query("SELECT * FROM cases")}
+
+
+def cursor(world: World) -> Any:
+    """The stored cursor, read with plain SQL."""
+    found = world.query("SELECT value FROM _syncctl_state WHERE key = 'cursor'")
+    return found[0][0] if found else None

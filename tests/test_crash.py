@@ -14,45 +14,16 @@ import sqlite3
 import subprocess
 import threading
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
 from syncctl.fake import LIST_PATH, Fault
-from tests.e2e import Gate, World, make_world, start_cli
+from tests.e2e import Gate, World, cursor, rows, start_cli
 
 LIST = f"GET {LIST_PATH}?"
 PAGE = 50
 NEW_NAME = "Made in sqlite"
-
-
-@pytest.fixture
-def build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., World]]:
-    """Make the test's world with its own fake options (sleep=...); stopped afterwards."""
-    monkeypatch.chdir(tmp_path)
-    made: list[Generator[World, None, None]] = []
-
-    def make(cases: int = 300, **fake_options: Any) -> World:
-        worlds = make_world(tmp_path, cases, **fake_options)
-        assert isinstance(worlds, Generator)
-        made.append(worlds)
-        world: World = next(worlds)
-        return world
-
-    yield make
-    for worlds in made:
-        worlds.close()
-
-
-def rows(world: World) -> dict[int, tuple[Any, ...]]:
-    return {row[0]: row for row in world.query("SELECT * FROM cases")}
-
-
-def cursor(world: World) -> Any:
-    found = world.query("SELECT value FROM _syncctl_state WHERE key = 'cursor'")
-    return found[0][0] if found else None
 
 
 def statuses(world: World) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,41 +18,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from syncctl.fake import LIST_PATH, FakeIntempus, Fault, Response
-from tests.e2e import Gate, Outcome, World, make_world, run_cli
+from tests.e2e import Gate, Outcome, World, cursor, rows, run_cli
 
 LIST = f"GET {LIST_PATH}?"  # what a fault matches to hit list pages only
 KEY = "KEY-s3cr3t-1234"
 NEW_NAME = "Made in sqlite"
-
-
-@pytest.fixture
-def build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., World]]:
-    """Make the test's world with its own fake options (sleep=, key=, clock=...); stopped afterwards."""
-    monkeypatch.chdir(tmp_path)  # no stray .env from the developer's folder
-    made: list[Generator[World, None, None]] = []
-
-    def make(cases: int = 300, **fake_options: Any) -> World:
-        worlds = make_world(tmp_path, cases, **fake_options)
-        assert isinstance(worlds, Generator)
-        made.append(worlds)
-        world: World = next(worlds)
-        return world
-
-    yield make
-    for worlds in made:
-        worlds.close()
-
-
-# -- helpers -------------------------------------------------------------------------------------------
-
-
-def rows(world: World) -> dict[int, tuple[Any, ...]]:
-    return {row[0]: row for row in world.query("SELECT * FROM cases")}
-
-
-def cursor(world: World) -> Any:
-    found = world.query("SELECT value FROM _syncctl_state WHERE key = 'cursor'")
-    return found[0][0] if found else None
 
 
 def integrity(world: World) -> list[tuple[Any, ...]]:
