@@ -285,20 +285,28 @@ class Store:
 
     # -- rows --------------------------------------------------------------------------------------------
 
-    def row_values(self, case: Mapping[str, Any]) -> tuple[Any, ...]:
-        """A remote case as a row tuple in column order: the one place remote values become row values."""
-        try:
-            values = list(self._getter(case))  # every column present: the common case, done in C
-        except KeyError:
-            values = list(map(case.get, self.columns))
-        for i in self._json_positions:
-            value = values[i]
-            if value is not None and not isinstance(value, str):
-                values[i] = to_json_text(value)
-        return tuple(values)
+    def row_tuples(self, cases: list[Case]) -> tuple[list[tuple[Any, ...]], bool]:
+        """Remote cases as row tuples in column order (the one place remote values become row values),
+        and whether every case had exactly the known columns (if not, a field may be new)."""
+        getter, width, positions = self._getter, len(self.columns), self._json_positions
+        rows = []
+        exact = True
+        for case in cases:
+            try:
+                values = list(getter(case))  # every column present: the common case, done in C
+                exact = exact and len(case) == width
+            except KeyError:
+                values = list(map(case.get, self.columns))
+                exact = False
+            for i in positions:
+                value = values[i]
+                if value is not None and not isinstance(value, str):
+                    values[i] = to_json_text(value)
+            rows.append(tuple(values))
+        return rows, exact
 
     def _safe_row_values(self, case: Mapping[str, Any]) -> tuple[Any, ...]:
-        """Like row_values, for a case whose fields changed shape: any list or object becomes JSON text."""
+        """Like row_tuples, for a case whose fields changed shape: any list or object becomes JSON text."""
         return tuple(
             to_json_text(v) if isinstance(v, list | dict) else v for v in map(case.get, self.columns)
         )
@@ -341,10 +349,10 @@ class Store:
         if not cases:
             return counts
         with self.transaction(applying=True):
-            known = set(self.columns)
-            if any(not case.keys() <= known for case in cases):
+            rows, exact = self.row_tuples(cases)
+            if not exact and any(not case.keys() <= set(self.columns) for case in cases):
                 self._add_columns(cases)
-            rows = [self.row_values(case) for case in cases]
+                rows, _ = self.row_tuples(cases)
             if self._stamp_index >= 0:
                 stamps = [s for s in map(itemgetter(self._stamp_index), rows) if type(s) is int]
                 counts.highest_stamp = max(stamps, default=None)

@@ -266,3 +266,13 @@ def test_store_mirror_reads_naturally_with_sqlite_utils(
         assert sorted(t for t in db.table_names() if not t.startswith("_syncctl_")) == ["cases"]
     finally:
         db.close()
+
+
+def test_store_new_field_is_kept_even_when_another_field_went_missing(
+    store: Store, case_fixture: dict[str, Any]
+) -> None:
+    swapped = {k: v for k, v in case_fixture.items() if k != "notes"} | {"colour": "red"}
+    assert len(swapped) == len(case_fixture)  # same width: only the key set tells the difference
+    store.apply_page([swapped], policy=Policy.REMOTE, run_id=None, full=False)
+    row = store.get_row(case_fixture["id"])
+    assert row is not None and (row["colour"], row["notes"]) == ("red", None)
