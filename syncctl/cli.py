@@ -252,19 +252,6 @@ def sync(
         raise fail(result.error)
 
 
-def collect_status(store: Store) -> dict[str, Any]:
-    runs = store.runs(limit=10)
-    return {
-        "database": str(store.path),
-        "cases": store.case_count(),
-        "cursor": store.get_cursor(),
-        "pending": store.pending_count(),
-        "pending_changes": store.pending_summary(),
-        "last_run": runs[0] if runs else None,
-        "runs": runs,
-    }
-
-
 @app.command()
 def status(
     ctx: typer.Context,
@@ -274,7 +261,7 @@ def status(
     with reported_errors():
         settings = options(ctx).settings(need_remote=False)
         with open_store(settings, create=False) as store:
-            report = collect_status(store)
+            report = engine.status_report(store)
     if as_json:
         render.print_json(report)
         return
@@ -311,28 +298,19 @@ FieldOption = Annotated[
 ]
 
 
-def parse_fields(specs: list[str] | None, from_file: Path | None, mirrored: list[str]) -> dict[str, Any]:
-    """Build a request body from --field and --from-file, refusing bad input before any request."""
-    body: dict[str, Any] = {}
-    if from_file is not None:
-        try:
-            loaded = json.loads(from_file.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise UsageError(f"cannot read {from_file}: {exc.strerror}") from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise UsageError(f"{from_file} is not valid JSON: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise UsageError(f"{from_file} must hold one JSON object of case fields")
-        fields.check_writable(loaded, mirrored)
-        body.update({name: fields.check_api_value(name, value) for name, value in loaded.items()})
-    for spec in specs or []:
-        name, sep, text = spec.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise UsageError(f"--field takes KEY=VALUE, got {spec!r}")
-        fields.check_writable([name], mirrored)
-        body[name] = fields.parse_value(name, text)
-    return body
+def read_fields_file(path: Path | None) -> dict[str, Any]:
+    """The JSON object of case fields in --from-file (empty without one)."""
+    if path is None:
+        return {}
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise UsageError(f"{path} must hold one JSON object of case fields")
+    return loaded
 
 
 def positive_id(case_id: int) -> int:
@@ -391,7 +369,7 @@ def case_create(
     """Create a case in Intempus, then store what Intempus accepted."""
 
     def create(client: IntempusClient, store: Store) -> Any:
-        body = parse_fields(field, from_file, store.columns)
+        body = fields.request_body(read_fields_file(from_file), field or [], store.columns)
         if not body:
             raise UsageError("nothing to create: give --field KEY=VALUE or --from-file")
         return engine.create_case(client, store, body)
@@ -410,7 +388,7 @@ def case_update(
 
     def update(client: IntempusClient, store: Store) -> Any:
         positive_id(case_id)
-        body = parse_fields(field, None, store.columns)
+        body = fields.request_body({}, field or [], store.columns)
         if not body:
             raise UsageError("nothing to update: give --field KEY=VALUE")
         return engine.update_case(client, store, case_id, body)

@@ -372,3 +372,17 @@ def delete_case(client: IntempusClient, store: Store, case_id: int) -> bool:
     existed = client.delete_case(case_id)
     store.settle_push(case_id, None, snapshot=None)
     return existed
+
+
+def status_report(store: Store) -> dict[str, Any]:
+    """What `syncctl status` shows: cases, cursor, changes waiting to be pushed, the last runs."""
+    runs = store.runs(limit=10)
+    return {
+        "database": str(store.path),
+        "cases": store.case_count(),
+        "cursor": store.get_cursor(),
+        "pending": store.pending_count(),
+        "pending_changes": store.pending_summary(),
+        "last_run": runs[0] if runs else None,
+        "runs": runs,
+    }

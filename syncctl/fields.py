@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -180,3 +180,20 @@ def check_writable(names: Iterable[str], mirrored: Iterable[str] = ()) -> None:
             raise UsageError(f"unknown field {name!r} (see `syncctl case get` for the fields of a case)")
         if not is_writable(name):
             raise UsageError(f"field {name!r} is set by Intempus and cannot be written")
+
+
+def request_body(
+    loaded: Mapping[str, Any], specs: Iterable[str], mirrored: Iterable[str] = ()
+) -> dict[str, Any]:
+    """A create/update body from a JSON object and `KEY=VALUE` specs (which win), checked before sending."""
+    mirrored = list(mirrored)
+    check_writable(loaded, mirrored)
+    body = {name: check_api_value(name, value) for name, value in loaded.items()}
+    for spec in specs:
+        name, sep, text = spec.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UsageError(f"--field takes KEY=VALUE, got {spec!r}")
+        check_writable([name], mirrored)
+        body[name] = parse_value(name, text)
+    return body
