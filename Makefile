@@ -42,7 +42,7 @@ $(BENCH_STAMP): pyproject.toml
 	touch $(BENCH_STAMP)
 
 bench: $(STAMP) $(BENCH_STAMP)
-	$(BIN)/python -m bench.run --dlt-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
+	$(BIN)/python -m bench.run --dlt-python $(CURDIR)/$(BENCH_VENV)/bin/python $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache
