@@ -116,7 +116,7 @@ def status_table(status: Mapping[str, Any]) -> Table:
             run["mode"][:4],
             run["status"],
             *(str(run[name]) for name in SUMMARY_KEYS),
-            f"{run['duration_s'] or 0:.2f}",
+            f"{run['duration_s'] or 0:.1f}",
             *([run["error"] or ""] if errors else []),
         )
     return table
