@@ -121,6 +121,13 @@ def open_store(settings: Settings, *, create: bool = True) -> Iterator[Store]:
 
 
 @contextmanager
+def mirror_only(ctx: typer.Context) -> Iterator[Store]:
+    """The existing mirror, for commands that only read it: no credentials needed, nothing created."""
+    with open_store(options(ctx).settings(need_remote=False), create=False) as store:
+        yield store
+
+
+@contextmanager
 def open_client(settings: Settings) -> Iterator[IntempusClient]:
     client = IntempusClient.from_settings(settings)
     try:
@@ -258,10 +265,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show the last runs, the cursor, the number of cases and the changes waiting to be pushed."""
-    with reported_errors():
-        settings = options(ctx).settings(need_remote=False)
-        with open_store(settings, create=False) as store:
-            report = engine.status_report(store)
+    with reported_errors(), mirror_only(ctx) as store:
+        report = engine.status_report(store)
     if as_json:
         render.print_json(report)
         return
@@ -281,10 +286,8 @@ def conflicts(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """List the conflicts decided by policy, newest first."""
-    with reported_errors():
-        settings = options(ctx).settings(need_remote=False)
-        with open_store(settings, create=False) as store:
-            found = store.conflicts(limit)
+    with reported_errors(), mirror_only(ctx) as store:
+        found = store.conflicts(limit)
     if as_json:
         render.print_json(found)
     else:
@@ -348,11 +351,10 @@ def case_get(
             with open_client(settings) as client:
                 case = client.get_case(case_id)
         else:
-            settings = options(ctx).settings(need_remote=False)
-            with open_store(settings, create=False) as store:
+            with mirror_only(ctx) as store:
                 row = store.get_row(case_id)
                 if row is None:
-                    raise SyncctlError(f"case {case_id} is not in the mirror {settings.db_path}")
+                    raise SyncctlError(f"case {case_id} is not in the mirror {store.path}")
                 case = {name: store.to_api(name, value) for name, value in row.items()}
     show_case(case, as_json)
 
