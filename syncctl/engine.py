@@ -14,7 +14,7 @@ from syncctl import fields
 from syncctl.client import Case, IntempusClient, TransientError
 from syncctl.errors import AuthError, DatabaseError, InterruptedRun, RefusedError, RemoteError, SyncctlError
 from syncctl.merge import ROW, Conflict, Policy, merge_case, remote_changed
-from syncctl.store import RUN_COUNTS, PendingChange, Store
+from syncctl.store import RUN_COUNTS, PageCounts, PendingChange, Store
 
 log = logging.getLogger("syncctl.engine")
 
@@ -57,6 +57,12 @@ class SyncResult:
 
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in RUN_COUNTS}
+
+    def add(self, page: PageCounts) -> None:
+        self.inserted += page.inserted
+        self.updated += page.updated
+        self.unchanged += page.unchanged
+        self.conflicts += len(page.conflicts)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"mode": self.mode, "status": self.status, **self.counts()}
@@ -136,18 +142,15 @@ def pull(
     highest = since
     total: int | None = None
     shifted = False  # offset paging saw the result set change size: a case may have been skipped
-    for page in client.iter_pages(since=since):
-        if committed is None:
+    for number, page in enumerate(client.iter_pages(since=since)):
+        if number == 0:
             committed = page.logical_timestamp
             total = page.total_count
         elif page.total_count != total and not client.cursor_paging:
             shifted = True
         counts = store.apply_page(page.objects, policy=options.policy, run_id=result.run_id, full=full)
         result.fetched += len(page.objects)
-        result.inserted += counts.inserted
-        result.updated += counts.updated
-        result.unchanged += counts.unchanged
-        result.conflicts += len(counts.conflicts)
+        result.add(counts)
         if counts.highest_stamp is not None:
             highest = max(highest or 0, counts.highest_stamp)
         progress("pull", result.fetched, total)
@@ -183,10 +186,7 @@ def delete_unseen(client: IntempusClient, store: Store, options: SyncOptions, re
     if still_there:
         log.info("%d cases missed by the listing still exist; storing them", len(still_there))
         counts = store.apply_page(still_there, policy=options.policy, run_id=result.run_id, full=True)
-        result.inserted += counts.inserted
-        result.updated += counts.updated
-        result.unchanged += counts.unchanged
-        result.conflicts += len(counts.conflicts)
+        result.add(counts)
     gone = sorted(set(unseen) - {case["id"] for case in still_there})
     limit = options.max_delete_fraction * local_total
     if len(gone) > limit and not options.allow_mass_delete:
