@@ -459,7 +459,7 @@ def _is_a(exc: BaseException, name: str) -> bool:
 def main() -> None:
     """Entry point: every error is one line on stderr; anything unknown is a bug, shown without secrets."""
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="syncctl")
     except KeyboardInterrupt:
         sys.stderr.write("syncctl: interrupted\n")
         sys.exit(EXIT_SIGINT)
