@@ -216,15 +216,17 @@ def sync(
         Policy, typer.Option("--on-conflict", help="Who wins a field changed on both sides.")
     ] = Policy.REMOTE,
     allow_mass_delete: Annotated[
-        bool, typer.Option("--allow-mass-delete", help="Override the mass-delete guard.")
+        bool,
+        typer.Option(
+            "--allow-mass-delete",
+            help="Override the mass-delete guards (cases gone from Intempus, cases deleted locally).",
+        ),
     ] = False,
 ) -> None:
     """Push local changes, then pull changes from Intempus (incremental unless --full or first run)."""
     opts = options(ctx)
     console = Console(stderr=False)
     with reported_errors():
-        if allow_mass_delete and not full:
-            raise UsageError("--allow-mass-delete only applies to a full sync: add --full")
         settings = opts.settings()
         sync_options = engine.SyncOptions(
             full=full,
@@ -292,6 +294,25 @@ def conflicts(
         render.print_json(found)
     else:
         typer.echo("\n".join(render.conflict_lines(found)))
+
+
+@app.command()
+def discard(
+    ctx: typer.Context,
+    case_ids: Annotated[
+        list[int] | None, typer.Argument(help="Case ids whose local changes to undo.")
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="Undo every local change not yet pushed.")] = False,
+) -> None:
+    """Undo local edits not yet pushed: the rows go back to their last synced version."""
+    with reported_errors():
+        if every == bool(case_ids):
+            raise UsageError("name the case ids whose local changes to undo, or give --all (not both)")
+        settings = options(ctx).settings(need_remote=False)
+        with hold_lock(settings.db_path), open_store(settings, create=False) as store:
+            undone = store.discard_pending(None if every else case_ids)
+    if not options(ctx).quiet:
+        typer.echo(f"discarded {undone} local change(s); those rows hold their last synced version again")
 
 
 # -- one-off case commands -----------------------------------------------------------------------------

@@ -87,7 +87,7 @@ def run_sync(
     result.run_id = store.start_run(result.mode)
     try:
         if options.push:
-            push_pending(client, store, options.policy, result, check_stop=check_stop, progress=progress)
+            push_pending(client, store, options, result, check_stop=check_stop, progress=progress)
         pull(client, store, options, result, check_stop=check_stop, progress=progress)
     except SyncctlError as exc:
         result.error = exc
@@ -218,7 +218,7 @@ class PushOutcome:
 def push_pending(
     client: IntempusClient,
     store: Store,
-    policy: Policy,
+    options: SyncOptions,
     result: SyncResult,
     *,
     check_stop: Callable[[], None] = never_stop,
@@ -230,6 +230,7 @@ def push_pending(
     merge), the writes, then one read-back of what was written (write responses are not trusted).
     """
     changes = store.pending_changes()
+    guard_local_deletes(store, changes, options)
     done = 0
     for start in range(0, len(changes), PUSH_BATCH):
         batch = changes[start : start + PUSH_BATCH]
@@ -238,7 +239,7 @@ def push_pending(
         outcomes: list[tuple[PendingChange, PushOutcome]] = []
         for change in batch:
             try:
-                outcome = push_change(client, store, change, remote_now.get(change.id), policy)
+                outcome = push_change(client, store, change, remote_now.get(change.id), options.policy)
             except (AuthError, TransientError) as exc:
                 # Intempus is unreachable or refuses us: every other change would fail the same way.
                 store.record_push_failure(change.id, str(exc))
@@ -255,6 +256,18 @@ def push_pending(
             progress("push", done, len(changes))
         _settle(client, store, outcomes, result)
         check_stop()
+
+
+def guard_local_deletes(store: Store, changes: list[PendingChange], options: SyncOptions) -> None:
+    """Refuse to push a mass delete: `DELETE FROM cases` typed by mistake must not empty Intempus."""
+    deletes = sum(1 for change in changes if change.op == "delete")
+    before = store.case_count() + deletes
+    if deletes > options.max_delete_fraction * before and not options.allow_mass_delete:
+        raise RefusedError(
+            f"{deletes} of {before} cases were deleted in the local file, more than"
+            f" SYNCCTL_MAX_DELETE_FRACTION={options.max_delete_fraction:g} allows; nothing was sent to"
+            " Intempus (`syncctl discard --all` restores them; --allow-mass-delete pushes the deletes)"
+        )
 
 
 def _settle(

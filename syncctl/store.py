@@ -512,6 +512,23 @@ class Store:
     def pending_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM _syncctl_pending").fetchone()[0])
 
+    def discard_pending(self, case_ids: Iterable[int] | None) -> int:
+        """Undo local changes not yet pushed (all with None): rows go back to their last synced version."""
+        query = "SELECT id, op, base FROM _syncctl_pending"
+        chosen = None if case_ids is None else json.dumps(sorted(set(case_ids)))
+        if chosen is not None:
+            query += " WHERE id IN (SELECT value FROM json_each(?))"
+        with self.transaction(applying=True):
+            found = self.conn.execute(query, () if chosen is None else (chosen,)).fetchall()
+            for case_id, op, base in found:
+                self.conn.execute("DELETE FROM _syncctl_pending WHERE id = ?", (case_id,))
+                if op == "insert" or not base:
+                    self.conn.execute("DELETE FROM cases WHERE id = ?", (case_id,))
+                    continue
+                synced = json.loads(base)
+                self.conn.execute(self._upsert_sql, self._safe_tuple(tuple(map(synced.get, self.columns))))
+        return len(found)
+
     def set_creation_id(self, case_id: int, creation_id: str) -> None:
         """Remember a create's idempotency key before the POST, so a retry after a crash reuses it."""
         with self.transaction():

@@ -15,6 +15,7 @@ COMMANDS = [
     ["sync"],
     ["status"],
     ["conflicts"],
+    ["discard"],
     ["case"],
     ["case", "get"],
     ["case", "create"],

@@ -539,16 +539,44 @@ def test_faults_deletes_wait_for_intempus_to_confirm_them(build: Callable[..., W
     assert rows(world) == before and cursor(world) == cursor_before
 
 
-def test_faults_allow_mass_delete_without_full_is_a_usage_error(build: Callable[..., World]) -> None:
+def test_faults_local_mass_delete_is_refused_until_allowed(build: Callable[..., World]) -> None:
     world = build()
     world.sync()
-    before, requests = dump(world), len(world.fake.requests)
+    remote_before = dict(world.fake.cases)
+    world.edit("DELETE FROM cases")  # typed by mistake in the sqlite3 shell
+    requests = len(world.fake.requests)
 
-    outcome = world.run("sync", "--allow-mass-delete")
+    outcome = world.run("sync", "--json")
 
-    assert outcome.exit_code == 2
-    assert "--full" in one_error_line(outcome)
-    assert dump(world) == before and len(world.fake.requests) == requests
+    assert outcome.exit_code == 4
+    assert outcome.json()["status"] == "refused"
+    assert "300 of 300 cases were deleted in the local file" in one_error_line(outcome)
+    assert world.fake.cases == remote_before and len(world.fake.requests) == requests  # nothing sent
+    assert world.run("status", "--json").json()["pending"] == 300  # still there to decide about
+
+    allowed = world.sync("--allow-mass-delete")
+    assert allowed["pushed"] == 300 and world.fake.cases == {}
+
+
+def test_faults_discard_restores_the_last_synced_rows(build: Callable[..., World]) -> None:
+    world = build()
+    world.sync()
+    before = rows(world)
+    ids = sorted(before)
+    world.edit("DELETE FROM cases")
+    world.edit("INSERT INTO cases (name) VALUES ('stray')")
+
+    assert world.run("discard").exit_code == 2  # ids or --all
+    assert world.run("discard", "--all", str(ids[0])).exit_code == 2
+    outcome = world.run("discard", "--all")
+
+    assert outcome.exit_code == 0 and "discarded 301" in outcome.stdout
+    assert rows(world) == before
+    assert world.run("status", "--json").json()["pending"] == 0
+    world.edit("UPDATE cases SET name = 'x' WHERE id IN (?, ?)", ids[0], ids[1])
+    assert world.run("discard", str(ids[0])).exit_code == 0
+    assert [change["id"] for change in world.run("status", "--json").json()["pending_changes"]] == [ids[1]]
+    assert rows(world)[ids[0]] == before[ids[0]]
 
 
 # -- bad input from people -----------------------------------------------------------------------------
