@@ -274,7 +274,7 @@ def status(
         return
     console = Console()
     if console.is_terminal:
-        for line in render.status_lines({**report, "runs": []})[:-1]:
+        for line in render.status_summary_lines(report):
             console.print(line, highlight=False, markup=False)
         console.print(render.status_table(report))
     else:

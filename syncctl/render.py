@@ -75,7 +75,8 @@ def progress_reporter(console: Console, *, enabled: bool = True) -> Iterator[Any
         yield report
 
 
-def status_lines(status: Mapping[str, Any]) -> list[str]:
+def status_summary_lines(status: Mapping[str, Any]) -> list[str]:
+    """The mirror's state and its pending changes; the runs follow as lines or as a table."""
     lines = [
         f"database: {status['database']}",
         f"cases: {status['cases']}",
@@ -85,6 +86,11 @@ def status_lines(status: Mapping[str, Any]) -> list[str]:
     for change in status["pending_changes"]:
         error = f" - last error: {change['last_error']}" if change["last_error"] else ""
         lines.append(f"  {change['op']} case {change['id']} ({change['attempts']} failed attempts){error}")
+    return lines
+
+
+def status_lines(status: Mapping[str, Any]) -> list[str]:
+    lines = status_summary_lines(status)
     lines.append("last runs:" if status["runs"] else "last runs: none yet")
     for run in status["runs"]:
         counts = " ".join(f"{name}={run[name]}" for name in SUMMARY_KEYS)
