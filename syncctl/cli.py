@@ -18,10 +18,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from syncctl import __version__, engine, fields, render
-from syncctl.client import IntempusClient
-from syncctl.config import Settings, load_settings
-from syncctl.errors import (
+from syncctl import __version__, engine, render
+from syncctl.connectors.intempus import fields
+from syncctl.connectors.intempus.client import IntempusClient
+from syncctl.core.errors import (
     EXIT_FAILURE,
     EXIT_SIGINT,
     EXIT_SIGTERM,
@@ -31,8 +31,9 @@ from syncctl.errors import (
     SyncctlError,
     UsageError,
 )
-from syncctl.lock import hold_lock
-from syncctl.merge import Policy
+from syncctl.core.lock import hold_lock
+from syncctl.core.merge import Policy
+from syncctl.core.settings import Settings, load_settings
 from syncctl.store import Store
 
 app = typer.Typer(
@@ -446,7 +447,7 @@ def fake_intempus(
     seed: Annotated[int, typer.Option("--seed", help="Seed for the generated cases.")] = 0,
 ) -> None:
     """Serve a local, stateful imitation of the Intempus case API (user demo, key demo-key)."""
-    from syncctl import fake
+    from syncctl.connectors.intempus import fake
 
     def ready(url: str) -> None:
         typer.echo(

@@ -9,9 +9,9 @@ from pathlib import Path
 from rich.console import Console
 
 from syncctl import engine, render
-from syncctl.client import IntempusClient
-from syncctl.config import Secret, Settings
-from syncctl.fake import DEFAULT_KEY, DEFAULT_USER, FakeIntempus, FakeServer
+from syncctl.connectors.intempus.client import IntempusClient
+from syncctl.connectors.intempus.fake import DEFAULT_KEY, DEFAULT_USER, FakeIntempus, FakeServer
+from syncctl.core.settings import Secret, Settings
 from syncctl.store import Store
 
 

@@ -10,10 +10,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from syncctl import fields
-from syncctl.client import Case, IntempusClient, TransientError
-from syncctl.errors import AuthError, DatabaseError, InterruptedRun, RefusedError, RemoteError, SyncctlError
-from syncctl.merge import ROW, Conflict, Policy, merge_case, remote_changed
+from syncctl.connectors.intempus import fields
+from syncctl.connectors.intempus.client import Case, IntempusClient, TransientError
+from syncctl.core.errors import (
+    AuthError,
+    DatabaseError,
+    InterruptedRun,
+    RefusedError,
+    RemoteError,
+    SyncctlError,
+)
+from syncctl.core.merge import ROW, Conflict, Policy, merge_case, remote_changed
 from syncctl.store import RUN_COUNTS, PageCounts, PendingChange, Store
 
 log = logging.getLogger("syncctl.engine")

@@ -20,9 +20,9 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from syncctl import fields
-from syncctl.errors import DatabaseError
-from syncctl.merge import ROW, Conflict, Policy, Row, merge_case, remote_changed
+from syncctl.connectors.intempus import fields
+from syncctl.core.errors import DatabaseError
+from syncctl.core.merge import ROW, Conflict, Policy, Row, merge_case, remote_changed
 
 Case = dict[str, Any]
 BUSY_TIMEOUT_S = 30.0

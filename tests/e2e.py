@@ -16,7 +16,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from syncctl.cli import app
-from syncctl.fake import DEFAULT_KEY, DEFAULT_USER, FakeIntempus, FakeServer
+from syncctl.connectors.intempus.fake import DEFAULT_KEY, DEFAULT_USER, FakeIntempus, FakeServer
 from syncctl.store import Store
 
 

@@ -11,9 +11,9 @@ import requests
 import responses
 from responses import matchers
 
-from syncctl.client import IntempusClient, Page, RateLimiter, describe_error_body
-from syncctl.config import RetryPolicy, Secret, Settings
-from syncctl.errors import AuthError, NotFoundError, RemoteError, ValidationError
+from syncctl.connectors.intempus.client import IntempusClient, Page, RateLimiter, describe_error_body
+from syncctl.core.errors import AuthError, NotFoundError, RemoteError, ValidationError
+from syncctl.core.settings import RetryPolicy, Secret, Settings
 
 BASE = "https://intempus.test/web/v1"
 LIST_URL = f"{BASE}/case/"

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from syncctl.config import RetryPolicy, Secret, Settings, env_file_warnings, load_settings
-from syncctl.errors import ConfigError
+from syncctl.core.errors import ConfigError
+from syncctl.core.settings import RetryPolicy, Secret, Settings, env_file_warnings, load_settings
 
 URI = "https://intempus.dk/web/v1"
 USER = "syncbot"

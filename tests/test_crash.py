@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import pytest
 
-from syncctl.fake import LIST_PATH, Fault
+from syncctl.connectors.intempus.fake import LIST_PATH, Fault
 from tests.e2e import Gate, World, cursor, rows, start_cli
 
 LIST = f"GET {LIST_PATH}?"

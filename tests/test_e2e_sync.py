@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from syncctl.lock import hold_lock
+from syncctl.core.lock import hold_lock
 from tests.e2e import World, make_world
 
 RESULT_KEYS = {

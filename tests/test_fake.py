@@ -14,16 +14,16 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from syncctl.fake import (
+from syncctl.connectors.intempus.fake import (
     DEFAULT_KEY,
     DEFAULT_USER,
     FakeIntempus,
     FakeServer,
     Fault,
     InvalidCase,
-    Response,
     make_case,
 )
+from syncctl.core.fakehttp import Response
 
 AUTH = {"Authorization": f"ApiKey {DEFAULT_USER}:{DEFAULT_KEY}"}
 NEW_CASE = {"name": "Ny sag på Ærø", "number": "N-1", "customer": "/web/v1/customer/6666940/"}
@@ -630,7 +630,7 @@ def test_server_stop_closes_idle_keep_alive_connections() -> None:
 
 def test_serve_forever_stops_cleanly_on_sigterm() -> None:
     script = (
-        "from syncctl.fake import serve_forever\n"
+        "from syncctl.connectors.intempus.fake import serve_forever\n"
         "serve_forever('127.0.0.1', 0, 12, on_ready=lambda url: print(url, flush=True))\n"
         "print('stopped', flush=True)\n"
     )

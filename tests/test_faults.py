@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from syncctl.fake import LIST_PATH, FakeIntempus, Fault, Response
+from syncctl.connectors.intempus.fake import LIST_PATH, FakeIntempus, Fault
+from syncctl.core.fakehttp import Response
 from tests.e2e import Gate, Outcome, World, cursor, rows, run_cli
 
 LIST = f"GET {LIST_PATH}?"  # what a fault matches to hit list pages only

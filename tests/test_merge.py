@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from syncctl.merge import Conflict, Policy, local_changes, merge_case, remote_changed
+from syncctl.core.merge import Conflict, Policy, local_changes, merge_case, remote_changed
 
 BASE = {"id": 1, "name": "base", "notes": "n", "number": "1", "customer_name": "C", "logical_timestamp": 10}
 

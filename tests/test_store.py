@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-from syncctl.errors import DatabaseError, LockedError
-from syncctl.lock import hold_lock
-from syncctl.merge import Policy
+from syncctl.core.errors import DatabaseError, LockedError
+from syncctl.core.lock import hold_lock
+from syncctl.core.merge import Policy
 from syncctl.store import Store
 
 

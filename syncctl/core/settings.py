@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from syncctl.errors import ConfigError
+from syncctl.core.errors import ConfigError
 
 
 class Secret(str):

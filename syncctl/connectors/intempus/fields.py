@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from syncctl.errors import UsageError
+from syncctl.core.errors import UsageError
 
 # kinds: bool, int, str, decimal (a decimal string), date ("YYYY-MM-DD"), uri (a link to another record),
 # uri_list (a list of links), json (any list or object), any (unknown: value kept as given).

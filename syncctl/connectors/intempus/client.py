@@ -14,8 +14,8 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 
-from syncctl.config import RetryPolicy, Settings
-from syncctl.errors import AuthError, NotFoundError, RemoteError, ValidationError
+from syncctl.core.errors import AuthError, NotFoundError, RemoteError, ValidationError
+from syncctl.core.settings import RetryPolicy, Settings
 
 log = logging.getLogger("syncctl.client")
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
-import contextlib
 import datetime
 import gc
 import json
@@ -22,9 +21,6 @@ import logging
 import math
 import random
 import re
-import signal
-import socket
-import struct
 import threading
 import time
 from array import array
@@ -32,10 +28,10 @@ from bisect import bisect_right, insort
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from syncctl.core.fakehttp import LoopbackServer, Response, serve_until_stopped
 
 log = logging.getLogger("syncctl.fake")
 
@@ -306,19 +302,6 @@ def _default_case() -> dict[str, Any]:
 
 
 # -- public value types ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Response:
-    """One answer of `FakeIntempus.handle`; FakeServer adds Content-Length and performs `action`."""
-
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-    action: str | None = None  # "truncate" or "reset": socket-level misbehaviour FakeServer must perform
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 @dataclass
@@ -1101,138 +1084,19 @@ def _spoil(fault: Fault, response: Response) -> Response:
 # -- real HTTP ---------------------------------------------------------------------------------------------
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # open keep-alive connections must not hold up stop()
-
-    def __init__(self, address: tuple[str, int], fake: FakeIntempus) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        self.fake = fake
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("connection from %s failed", client_address, exc_info=True)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "FakeIntempus/1"
-    disable_nagle_algorithm = True
-    server: _HTTPServer
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            with self.server.connections_lock:
-                self.server.connections.discard(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: no line per request
-        return None
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
-
-    def _serve(self) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0:
-            self.send_error(400, "Bad Content-Length")
-            return
-        body = self.rfile.read(length) if length else b""
-        try:
-            response = self.server.fake.handle(self.command, self.path, dict(self.headers.items()), body)
-        except Exception as exc:  # a bug in the fake: answer it, do not kill the connection silently
-            log.exception("fake Intempus failed on %s %s", self.command, self.path)
-            response = Response(
-                500,
-                _dumps({"error_message": f"fake Intempus crashed: {exc!r}"}),
-                {"Content-Type": "application/json; charset=utf-8"},
-            )
-        if response.action == "reset":
-            self._reset()
-            return
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        sent = response.body
-        if response.action == "truncate":
-            self.send_header("Content-Length", str(len(sent) + 100 if len(sent) < 2 else len(sent)))
-            sent = sent[: len(sent) // 2]
-            self.close_connection = True
-        else:
-            self.send_header("Content-Length", str(len(sent)))
-        self.end_headers()
-        self.wfile.write(sent)
-        self.wfile.flush()
-
-    def _reset(self) -> None:
-        """Close with an RST, without a byte of answer, as a crashing proxy would."""
-        self.close_connection = True
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.rfile.close()  # the last reference to the socket's file: the close below is real
-        self.connection.close()
-
-
-class FakeServer:
+class FakeServer(LoopbackServer):
     """FakeIntempus on a loopback port, served by a background thread. Binds at construction."""
 
     def __init__(self, fake: FakeIntempus, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(fake, host, port, base_path=BASE_PATH, name="fake-intempus")
         self.fake = fake
-        self._httpd = _HTTPServer((host, port), fake)
-        self._thread: threading.Thread | None = None
-        bound_host, bound_port = self._httpd.server_address[:2]
-        shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(str(bound_host), str(bound_host))
-        shown = f"[{shown}]" if ":" in shown else shown
-        self.url = f"http://{shown}:{bound_port}{BASE_PATH}"
 
     def start(self) -> FakeServer:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="fake-intempus",
-                daemon=True,
-            )
-            self._thread.start()
+        super().start()
         return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join()
-            self._thread = None
-        with self._httpd.connections_lock:
-            for connection in list(self._httpd.connections):
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-        self._httpd.server_close()
 
     def __enter__(self) -> FakeServer:
         return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
-class _Terminated(Exception):
-    pass
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise _Terminated
 
 
 def serve_forever(
@@ -1246,22 +1110,4 @@ def serve_forever(
 ) -> None:
     """Serve until SIGTERM or Ctrl-C, then stop cleanly. Binds before generating: a busy port fails fast."""
     fake = FakeIntempus(seed=seed, user=user, key=key)
-    server = FakeServer(fake, host, port)  # raises OSError when the address is taken
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
-    try:
-        fake._populate(cases, seed)
-        gc.freeze()  # the generated cases live as long as the process: keep them out of every collection
-        server.start()
-        if on_ready is not None:
-            on_ready(server.url)
-        while True:
-            time.sleep(3600)  # the signal handler or Ctrl-C ends the wait
-    except (KeyboardInterrupt, _Terminated):
-        pass
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        server.stop()
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+    serve_until_stopped(FakeServer(fake, host, port), lambda: fake._populate(cases, seed), on_ready)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from syncctl.fields import is_writable
+from syncctl.connectors.intempus.fields import is_writable
 
 Row = dict[str, Any]
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from syncctl.errors import DatabaseError, LockedError
+from syncctl.core.errors import DatabaseError, LockedError
 
 
 def lock_path(db_path: Path) -> Path:
