@@ -8,18 +8,22 @@ from pathlib import Path
 
 from rich.console import Console
 
-from syncctl import engine, render
-from syncctl.connectors.intempus.client import IntempusClient
+from syncctl import render
+from syncctl.connectors.intempus.config import Settings
+from syncctl.connectors.intempus.connector import CASES, IntempusConnector
 from syncctl.connectors.intempus.fake import DEFAULT_KEY, DEFAULT_USER, FakeIntempus, FakeServer
-from syncctl.core.settings import Secret, Settings
-from syncctl.store import Store
+from syncctl.core import engine
+from syncctl.core.db import Database
+from syncctl.core.mirror import MirrorTable
+from syncctl.core.runs import RunLog
+from syncctl.core.settings import Secret
 
 
-def mirror_matches(store: Store, fake: FakeIntempus) -> bool:
+def mirror_matches(table: MirrorTable, fake: FakeIntempus) -> bool:
     """Field-by-field comparison of the whole mirror with the fake's state."""
-    if store.case_count() != len(fake.cases):
+    if table.count() != len(fake.cases):
         return False
-    return all(store.get_row(case_id) == store.to_row(case) for case_id, case in fake.cases.items())
+    return all(table.get_row(case_id) == table.to_row(case) for case_id, case in fake.cases.items())
 
 
 def run_demo(console: Console, *, cases: int = 5000) -> None:
@@ -34,15 +38,15 @@ def run_demo(console: Console, *, cases: int = 5000) -> None:
             db_path=Path(folder) / "demo.db",
             max_requests_per_minute=0,
         )
-        store = Store.open(settings.db_path)
-        client = IntempusClient.from_settings(settings)
+        db = Database.open(settings.db_path)
+        connector = IntempusConnector()
         try:
 
             def step(title: str, options: engine.SyncOptions) -> None:
                 console.print()
                 console.print(f"[bold]{title}")
                 with render.progress_reporter(console) as report:
-                    result = engine.run_sync(client, store, options, progress=report)
+                    result = engine.run_source(db, connector, settings, options, progress=report)
                 console.print(render.sync_table(result))
                 if result.error:
                     raise result.error
@@ -51,12 +55,13 @@ def run_demo(console: Console, *, cases: int = 5000) -> None:
 
             changed = fake.mutate(update=25, delete=5, create=10, seed=1)
             first = min(fake.cases)
-            with sqlite3.connect(settings.db_path) as db:  # any SQLite client may edit the mirror
-                db.execute("UPDATE cases SET notes = 'edited locally in sqlite3' WHERE id = ?", (first,))
-                db.execute(
+            with sqlite3.connect(settings.db_path) as other:  # any SQLite client may edit the mirror
+                other.execute("UPDATE cases SET notes = 'edited locally in sqlite3' WHERE id = ?", (first,))
+                other.execute(
                     "INSERT INTO cases (name, number, customer) VALUES ('Demo local case', 'D-1', ?)",
                     (fake.cases[first]["customer"],),
                 )
+            other.close()
             console.print()
             console.print(
                 f"Meanwhile, someone changed Intempus: {len(changed['updated'])} updates, "
@@ -68,15 +73,15 @@ def run_demo(console: Console, *, cases: int = 5000) -> None:
             step("3. Full sync: also removes the cases deleted in Intempus", engine.SyncOptions(full=True))
 
             console.print()
-            same = mirror_matches(store, fake)
+            table = MirrorTable.open(db, CASES)
+            same = mirror_matches(table, fake)
             verdict = "[green]equal to Intempus, field by field" if same else "[red]DIFFERENT from Intempus"
-            console.print(f"The mirror holds {store.case_count()} cases and is {verdict}.")
-            console.print(render.status_table({"database": "demo.db", "runs": store.runs()}))
+            console.print(f"The mirror holds {table.count()} cases and is {verdict}.")
+            console.print(render.status_table({"database": "demo.db", "runs": RunLog(db, "intempus").runs()}))
             console.print(
                 "\nTry it yourself: `syncctl fake-intempus --port 8000 --cases 5000`, then in another shell "
                 "set INTEMPUS_API_URI=http://127.0.0.1:8000/web/v1, INTEMPUS_API_USER=demo, "
                 "INTEMPUS_API_KEY=demo-key and run `syncctl sync`."
             )
         finally:
-            client.close()
-            store.close()
+            db.close()

@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from syncctl.engine import SyncResult
+from syncctl.core.engine import SyncResult
+from syncctl.core.sanitize import strip_control
 
 SUMMARY_KEYS = (
     "fetched",
@@ -38,17 +39,40 @@ HEADERS = {
 }
 
 
+def finite(data: Any) -> Any:
+    """JSON-safe: a float NaN or infinity (which SQLite can hold) becomes null, never bare `Infinity`."""
+    if isinstance(data, float) and (data != data or data in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite(v) for v in data]
+    return data
+
+
+def json_line(data: Any) -> str:
+    try:
+        return json.dumps(data, ensure_ascii=False, default=str, allow_nan=False)
+    except ValueError:
+        return json.dumps(finite(data), ensure_ascii=False, default=str, allow_nan=False)
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(json_line(data) + "\n")
+    sys.stdout.flush()
 
 
 def sync_summary(result: SyncResult) -> str:
     counts = ", ".join(f"{name.replace('_', ' ')} {getattr(result, name)}" for name in SUMMARY_KEYS)
-    return f"sync {result.status} ({result.mode}): {counts} in {result.duration_s:.1f}s"
+    skipped = f", skipped {result.skipped}" if result.skipped else ""
+    return (
+        f"sync {result.status} ({result.mode}): {counts}{skipped}"
+        f" in {result.duration_s:.1f}s [{result.source}]"
+    )
 
 
 def sync_table(result: SyncResult) -> Table:
-    table = Table(title=f"sync {result.mode}: {result.status}", box=box.SIMPLE_HEAD)
+    table = Table(title=f"sync {result.source} {result.mode}: {result.status}", box=box.SIMPLE_HEAD)
     for name in SUMMARY_KEYS:
         table.add_column(HEADERS[name], justify="right")
     table.add_column("secs", justify="right")
@@ -68,7 +92,7 @@ def progress_reporter(console: Console, *, enabled: bool = True) -> Iterator[Any
 
         def report(phase: str, done: int, total: int | None) -> None:
             if phase not in tasks:
-                label = {"pull": "pulling cases", "push": "pushing local changes"}.get(phase, phase)
+                label = phase.replace("pull ", "pulling ").replace("push ", "pushing ")
                 tasks[phase] = bar.add_task(label, total=total)
             bar.update(tasks[phase], completed=done, total=total)
 
@@ -77,16 +101,19 @@ def progress_reporter(console: Console, *, enabled: bool = True) -> Iterator[Any
 
 def status_summary_lines(status: Mapping[str, Any]) -> list[str]:
     """The mirror's state and its pending changes; the runs follow as lines or as a table."""
-    lines = [
-        f"database: {status['database']}",
-        f"cases: {status['cases']}",
+    lines = [f"source: {status['source']}", f"database: {status['database']}"]
+    lines += [f"{table}: {count}" for table, count in status["tables"].items()]
+    lines += [
         f"cursor: {status['cursor'] if status['cursor'] is not None else '(none: next sync is full)'}",
         f"pending local changes: {status['pending']}",
     ]
     for change in status["pending_changes"]:
         error = f" - last error: {change['last_error']}" if change["last_error"] else ""
-        lines.append(f"  {change['op']} case {change['id']} ({change['attempts']} failed attempts){error}")
-    return lines
+        lines.append(
+            f"  {change['op']} {change['table']} {change['id']} ({change['attempts']} failed attempts){error}"
+        )
+    lines += [f"{name.replace('_', ' ')}: {value}" for name, value in status.get("details", {}).items()]
+    return [strip_control(line) for line in lines]
 
 
 def status_lines(status: Mapping[str, Any]) -> list[str]:
@@ -129,15 +156,20 @@ def status_table(status: Mapping[str, Any]) -> Table:
 
 
 def case_lines(case: Mapping[str, Any]) -> list[str]:
-    width = max((len(name) for name in case), default=0)
-    return [f"{name.ljust(width)}  {json.dumps(value, ensure_ascii=False)}" for name, value in case.items()]
+    """One line per field; a name or value with newlines or control characters cannot break the lines."""
+    names = {name: strip_control(name) for name in case}
+    width = max((len(name) for name in names.values()), default=0)
+    return [f"{names[name].ljust(width)}  {strip_control(json_line(value))}" for name, value in case.items()]
 
 
 def conflict_lines(conflicts: list[dict[str, Any]]) -> list[str]:
     if not conflicts:
         return ["no conflicts recorded"]
     return [
-        f"{c['decided_at']} case {c['case_id']} {c['field']}: local={json.dumps(c['local_value'])}"
-        f" remote={json.dumps(c['remote_value'])} -> {c['winner']} won"
+        strip_control(
+            f"{c['decided_at']} {c['table']} {c['record_id']} {c['field']}:"
+            f" local={json_line(c['local_value'])}"
+            f" remote={json_line(c['remote_value'])} -> {c['winner']} won"
+        )
         for c in conflicts
     ]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from syncctl.store import Store
+from tests.cases_store import Store
 from tests.e2e import World, make_world
 
 FIXTURES = Path(__file__).parent / "fixtures" / "intempus"
@@ -36,7 +36,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(db_path: Path) -> Iterator[Store]:
-    opened = Store.open(db_path)
+    opened = Store.open_at(db_path)
     yield opened
     opened.close()
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from syncctl.cli import app
 from syncctl.connectors.intempus.fake import DEFAULT_KEY, DEFAULT_USER, FakeIntempus, FakeServer
-from syncctl.store import Store
+from tests.cases_store import Store
 
 
 @dataclass
@@ -63,7 +63,7 @@ class World:
 
     def differences(self) -> list[str]:
         """Every way the mirror differs from the fake's state, field by field (empty when equal)."""
-        store = Store.open(self.db_path)
+        store = Store.open_at(self.db_path)
         try:
             local_ids = {row[0] for row in store.conn.execute("SELECT id FROM cases")}
             remote_ids = set(self.fake.cases)

@@ -12,8 +12,9 @@ import responses
 from responses import matchers
 
 from syncctl.connectors.intempus.client import IntempusClient, Page, RateLimiter, describe_error_body
+from syncctl.connectors.intempus.config import Settings
 from syncctl.core.errors import AuthError, NotFoundError, RemoteError, ValidationError
-from syncctl.core.settings import RetryPolicy, Secret, Settings
+from syncctl.core.settings import RetryPolicy, Secret
 
 BASE = "https://intempus.test/web/v1"
 LIST_URL = f"{BASE}/case/"

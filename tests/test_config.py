@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from syncctl.connectors.intempus.config import Settings, load_settings
 from syncctl.core.errors import ConfigError
-from syncctl.core.settings import RetryPolicy, Secret, Settings, env_file_warnings, load_settings
+from syncctl.core.settings import RetryPolicy, Secret, env_file_warnings
 
 URI = "https://intempus.dk/web/v1"
 USER = "syncbot"

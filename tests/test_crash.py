@@ -351,7 +351,9 @@ def test_crash_a_second_run_while_one_holds_the_lock_exits_75_and_changes_nothin
         second = world.run("sync", "--json")
 
         assert second.exit_code == 75
-        assert second.stdout == ""
+        # Scripts reading --json get an object for this source too (issue 15), saying it changed nothing.
+        refused = second.json()
+        assert (refused["source"], refused["status"], refused["run_id"]) == ("intempus", "failed", None)
         assert second.stderr.splitlines() == [
             f"syncctl: error: another syncctl run (pid {child.pid}) is working on {world.db_path};"
             " this run exits without changes"

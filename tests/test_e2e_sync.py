@@ -82,7 +82,7 @@ def test_e2e_status_plain_text_names_cases_and_runs(world: World) -> None:
 
 def test_e2e_second_run_while_the_lock_is_held_exits_75(world: World) -> None:
     world.sync()
-    with hold_lock(world.db_path):
+    with hold_lock(world.db_path, "intempus"):
         outcome = world.run("sync")
     assert outcome.exit_code == 75
     assert "another syncctl run" in outcome.stderr

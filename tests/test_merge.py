@@ -1,6 +1,14 @@
 from __future__ import annotations
 
-from syncctl.core.merge import Conflict, Policy, local_changes, merge_case, remote_changed
+from functools import partial
+
+from syncctl.connectors.intempus.fields import is_writable
+from syncctl.core import merge
+from syncctl.core.merge import Conflict, Policy, remote_changed
+
+# The case merge: the core's merge with Intempus' writable fields.
+merge_case = partial(merge.merge_rows, writable=is_writable)
+local_changes = partial(merge.local_changes, writable=is_writable)
 
 BASE = {"id": 1, "name": "base", "notes": "n", "number": "1", "customer_name": "C", "logical_timestamp": 10}
 

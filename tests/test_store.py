@@ -11,7 +11,7 @@ import sqlite_utils
 from syncctl.core.errors import DatabaseError, LockedError
 from syncctl.core.lock import hold_lock
 from syncctl.core.merge import Policy
-from syncctl.store import Store
+from tests.cases_store import Store
 
 
 def edit(db_path: Path, sql: str, *params: Any) -> None:
@@ -21,7 +21,7 @@ def edit(db_path: Path, sql: str, *params: Any) -> None:
     db.close()
 
 
-def pending(store: Store) -> list[tuple[int, str]]:
+def pending(store: Store) -> list[tuple[int | str, str]]:
     return [(c.id, c.op) for c in store.pending_changes()]
 
 
@@ -159,7 +159,7 @@ def test_store_pull_moves_a_local_insert_off_an_id_intempus_assigns(
     store.apply_page([case_fixture], policy=Policy.REMOTE, run_id=None, full=False)
     assert store.get_row(9611850)["name"] == "Sample 3a"  # type: ignore[index]
     [change] = store.pending_changes()
-    assert change.op == "insert" and change.id < 0
+    assert change.op == "insert" and isinstance(change.id, int) and change.id < 0
     assert change.local is not None and change.local["name"] == "mine"
 
 
@@ -211,12 +211,12 @@ def test_store_open_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> Non
     path = tmp_path / "broken.db"
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(DatabaseError, match="not a usable SQLite database"):
-        Store.open(path)
+        Store.open_at(path)
 
 
 def test_store_open_without_create_names_the_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DatabaseError, match="run `syncctl sync` first"):
-        Store.open(tmp_path / "missing.db", create=False)
+        Store.open_at(tmp_path / "missing.db", create=False)
 
 
 def test_store_file_is_in_wal_mode(store: Store, db_path: Path) -> None:
@@ -226,14 +226,18 @@ def test_store_file_is_in_wal_mode(store: Store, db_path: Path) -> None:
 
 
 def test_lock_second_holder_is_refused_until_the_first_lets_go(db_path: Path) -> None:
-    with hold_lock(db_path), pytest.raises(LockedError, match="another syncctl run"), hold_lock(db_path):
+    with (
+        hold_lock(db_path, "intempus"),
+        pytest.raises(LockedError, match="another syncctl run"),
+        hold_lock(db_path, "intempus"),
+    ):
         pass
-    with hold_lock(db_path):
+    with hold_lock(db_path, "intempus"):
         pass
 
 
 def test_store_reopening_a_set_up_file_writes_nothing(store: Store, db_path: Path) -> None:
-    again = Store.open(db_path)
+    again = Store.open_at(db_path)
     try:
         assert again.conn.total_changes == 0
         assert again.columns == store.columns

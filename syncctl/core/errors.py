@@ -87,3 +87,12 @@ class InterruptedRun(SyncctlError):
     def __init__(self, message: str, *, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+EXIT_ROLE = 77
+
+
+class RoleError(SyncctlError):
+    """The configured credentials lack the role for this write; nothing was sent."""
+
+    exit_code = EXIT_ROLE

@@ -1,0 +1,349 @@
+"""The command line: the root, the commands every source shares, and each source's own command group.
+
+Commands parse options, build settings/remote/database with `cli.common`, call one core or connector
+function, and render. No SQL, no HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from syncctl import __version__, render
+from syncctl.cli.common import (
+    REDACTOR,
+    Context,
+    StopSignals,
+    as_syncctl_error,
+    fail,
+    opened,
+    options,
+    reported_errors,
+)
+from syncctl.core import status as core_status
+from syncctl.core.engine import SyncOptions, SyncResult, run_source
+from syncctl.core.errors import EXIT_FAILURE, EXIT_SIGINT, EXIT_USAGE, SyncctlError, UsageError
+from syncctl.core.lock import hold_lock
+from syncctl.core.merge import Policy
+from syncctl.core.mirror import MirrorTable
+from syncctl.sources import command_groups, top_commands
+
+app = typer.Typer(
+    name="syncctl",
+    help="Mirror remote systems (Intempus, grid, Sierra, task events, work orders) into one SQLite file"
+    " and push local changes back. Made for cron.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+)
+for name, group, alias in command_groups():
+    app.add_typer(group, name=name)
+    if alias is not None:
+        app.add_typer(alias[1], name=alias[0])
+for name, command in top_commands():
+    app.command(name)(command)
+
+log = logging.getLogger("syncctl")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"syncctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    env_file: Annotated[
+        Path | None, typer.Option("--env-file", help="Read settings from this file instead of ./.env.")
+    ] = None,
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More detail on stderr.")] = 0,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """syncctl: a batch synchronizer between remote systems and one SQLite file."""
+    if verbose and quiet:
+        raise fail(UsageError("-v/--verbose and -q/--quiet cannot be used together"))
+    level = logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(REDACTOR)
+    handler.setFormatter(logging.Formatter("syncctl: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("syncctl").setLevel(level)
+    if verbose >= 2:
+        logging.getLogger().setLevel(logging.DEBUG)
+    ctx.obj = Context(env_file=env_file, verbosity=verbose, quiet=quiet)
+
+
+# -- sync ----------------------------------------------------------------------------------------------
+
+
+@app.command()
+def sync(
+    ctx: typer.Context,
+    sources: Annotated[
+        list[str] | None, typer.Argument(help="Sources to sync (default: every configured one).")
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="List everything and delete what is gone remotely.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per source (JSON Lines).")
+    ] = False,
+    pull_only: Annotated[bool, typer.Option("--pull-only", help="Do not push local changes.")] = False,
+    on_conflict: Annotated[
+        Policy, typer.Option("--on-conflict", help="Who wins a field changed on both sides.")
+    ] = Policy.REMOTE,
+    allow_mass_delete: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-delete",
+            help="Override the mass-delete guards (records gone remotely, records deleted locally).",
+        ),
+    ] = False,
+) -> None:
+    """Push local changes, then pull remote ones, per source (incremental unless --full or a first run)."""
+    opts = options(ctx)
+    console = Console(stderr=False)
+    with reported_errors():
+        chosen = opts.chosen(sources)
+        configs = [(connector, opts.load(connector)) for connector in chosen]
+        sync_options = SyncOptions(
+            full=full,
+            push=not pull_only,
+            policy=on_conflict,
+            allow_mass_delete=allow_mass_delete,
+            max_delete_fraction=_delete_fraction(configs),
+        )
+    exit_code = 0
+    with reported_errors(opts.db_path), ExitStack() as stack:
+        db = stack.enter_context(opened(ctx, read_only=False))
+        stop = stack.enter_context(StopSignals().installed())
+        for connector, config in configs:
+            result = SyncResult(mode="full" if full else "incremental", source=connector.name)
+            try:
+                with (
+                    hold_lock(opts.db_path, connector.name),
+                    render.progress_reporter(console, enabled=not (as_json or opts.quiet)) as report,
+                ):
+                    result = run_source(
+                        db,
+                        connector,
+                        config,
+                        sync_options,
+                        progress=report,
+                        check_stop=stop.check,
+                        scrub=REDACTOR.scrub,
+                    )
+            except SyncctlError as exc:  # the lock is held, or the file is unusable: this run changed nothing
+                result.status = "failed"
+                result.error = exc
+            code = _report_result(result, as_json=as_json, quiet=opts.quiet, console=console)
+            exit_code = exit_code or code
+            if result.error is not None and result.status == "interrupted":
+                break
+    if exit_code:
+        raise typer.Exit(exit_code)
+
+
+def _delete_fraction(configs: list[tuple[Any, Any]]) -> float:
+    fractions = [getattr(config, "max_delete_fraction", None) for _, config in configs]
+    known = [f for f in fractions if isinstance(f, float | int)]
+    return float(known[0]) if known else 0.2
+
+
+def _report_result(result: SyncResult, *, as_json: bool, quiet: bool, console: Console) -> int:
+    if as_json:
+        render.print_json(result.to_json())
+    elif not quiet and result.run_id is not None:
+        if console.is_terminal:
+            console.print(render.sync_table(result))
+        else:
+            typer.echo(render.sync_summary(result))
+    if result.push_failed:
+        log.error(
+            "%s: %d local change(s) could not be pushed; they stay pending and are retried next run"
+            " (see `syncctl status`)",
+            result.source,
+            result.push_failed,
+        )
+    rejected = result.extra.get("rejected_files")
+    if rejected:
+        log.error("%s: %d file(s) were rejected (see `syncctl status`)", result.source, rejected)
+    if result.error is None:
+        return 0
+    sys.stderr.write(f"syncctl: error: {REDACTOR.scrub(str(result.error))}\n")
+    return result.error.exit_code
+
+
+# -- reading the file ------------------------------------------------------------------------------------
+
+
+@app.command()
+def sources(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List the sources: configured or not (and what is missing), their tables, and their last run."""
+    opts = options(ctx)
+    with reported_errors(opts.db_path):
+        db = opts.open_db(read_only=True) if opts.db_path.exists() else None
+        try:
+            listing = core_status.sources_report(db, opts.sources, opts.missing)
+        finally:
+            if db is not None:
+                db.close()
+    if as_json:
+        render.print_json(listing)
+        return
+    for item in listing:
+        state = (
+            "configured" if item["configured"] else f"not configured (missing {', '.join(item['missing'])})"
+        )
+        last = item["last_run"]
+        ran = f"last run {last['status']} at {last['finished_at']}" if last else "never run"
+        typer.echo(f"{item['name']}: {state}; tables {', '.join(item['tables'])}; {ran}")
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    source: Annotated[str | None, typer.Argument(help="One source (default: every configured one).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="How many runs to show.")] = 10,
+) -> None:
+    """Show each source's tables, cursor, pending local changes and last runs (never writes)."""
+    opts = options(ctx)
+    with reported_errors(opts.db_path):
+        chosen = [opts.connector(source)] if source else (opts.configured() or opts.sources.connectors[:1])
+        with opened(ctx, read_only=True) as db:
+            reports = {c.name: core_status.source_status(db, c, limit=limit) for c in chosen}
+    if as_json:
+        data: dict[str, Any] = dict(reports)
+        if len(reports) == 1:
+            data = {**next(iter(reports.values())), **reports}
+        render.print_json(data)
+        return
+    console = Console()
+    for report in reports.values():
+        if console.is_terminal:
+            for line in render.status_summary_lines(report):
+                console.print(line, highlight=False, markup=False)
+            console.print(render.status_table(report))
+        else:
+            typer.echo("\n".join(render.status_lines(report)))
+
+
+@app.command()
+def conflicts(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100000, help="How many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List the conflicts decided by policy, newest first (never writes)."""
+    with reported_errors(options(ctx).db_path), opened(ctx, read_only=True) as db:
+        found = core_status.conflicts(db, limit)
+    if as_json:
+        render.print_json(found)
+    else:
+        typer.echo("\n".join(render.conflict_lines(found)))
+
+
+@app.command()
+def discard(
+    ctx: typer.Context,
+    record_ids: Annotated[list[str] | None, typer.Argument(help="Ids whose local changes to undo.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Undo every local change not yet pushed.")] = False,
+    source: Annotated[str, typer.Option("--source", help="The source whose changes to undo.")] = "intempus",
+) -> None:
+    """Undo local edits not yet pushed: the rows go back to their last synced version."""
+    opts = options(ctx)
+    with reported_errors(opts.db_path):
+        if every == bool(record_ids):
+            raise UsageError("name the ids whose local changes to undo, or give --all (not both)")
+        connector = opts.connector(source)
+        undone = 0
+        with hold_lock(opts.db_path, connector.name), opened(ctx, read_only=False) as db:
+            for spec in connector.tables:
+                if not spec.capture:
+                    continue
+                table = MirrorTable.open(db, spec)
+                keys = None if every else [_key(spec.key_type, raw) for raw in record_ids or []]
+                undone += table.discard_pending(keys)
+    if not opts.quiet:
+        typer.echo(f"discarded {undone} local change(s); those rows hold their last synced version again")
+
+
+def _key(key_type: str, raw: str) -> int | str:
+    if key_type != "INTEGER":
+        return raw
+    if not raw.lstrip("-").isascii() or not raw.lstrip("-").isdigit() or abs(int(raw)) >= 2**63:
+        raise UsageError(f"an id is a whole number, got {raw!r}")
+    return int(raw)
+
+
+# -- the demo --------------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    cases: Annotated[
+        int, typer.Option("--cases", min=10, max=1_000_000, help="How many cases the fake starts with.")
+    ] = 5000,
+) -> None:
+    """Show the whole flow against the bundled fakes, in a temporary folder."""
+    from syncctl.demo import run_demo
+
+    with reported_errors():
+        run_demo(Console(), cases=cases)
+
+
+def _is_a(exc: BaseException, name: str) -> bool:
+    """Click's exception classes by name: Typer may bring its own copy of click."""
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
+def main() -> None:
+    """Entry point: every error is one line on stderr; anything unknown is a bug, shown without secrets."""
+    StopSignals.exit_after_run = True
+    try:
+        code = app(standalone_mode=False, prog_name="syncctl")
+    except KeyboardInterrupt:
+        sys.stderr.write("syncctl: interrupted\n")
+        sys.exit(EXIT_SIGINT)
+    except Exception as exc:
+        known = as_syncctl_error(exc)
+        if known is not None:
+            sys.stderr.write(f"syncctl: error: {REDACTOR.scrub(str(known))}\n")
+            sys.exit(known.exit_code)
+        context = getattr(exc, "ctx", None)
+        if _is_a(exc, "NoArgsIsHelpError") and context is not None:
+            sys.stderr.write(context.get_help() + "\n")
+            sys.exit(EXIT_USAGE)
+        if _is_a(exc, "ClickException"):
+            where = f" (see `{context.command_path} --help`)" if context is not None else ""
+            message = REDACTOR.scrub(exc.format_message())  # type: ignore[attr-defined]
+            sys.stderr.write(f"syncctl: error: {message}{where}\n")
+            sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
+        if _is_a(exc, "Abort"):
+            sys.stderr.write("syncctl: interrupted\n")
+            sys.exit(EXIT_SIGINT)
+        sys.stderr.write(
+            f"syncctl: internal error: {REDACTOR.scrub(f'{exc.__class__.__name__}: {exc}')}"
+            " (run with -vv for details; please report it)\n"
+        )
+        if logging.getLogger("syncctl").isEnabledFor(logging.DEBUG):
+            sys.stderr.write(REDACTOR.scrub(traceback.format_exc()))
+        sys.exit(EXIT_FAILURE)
+    sys.exit(code if isinstance(code, int) else 0)
