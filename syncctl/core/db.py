@@ -136,8 +136,7 @@ def _migrate_release_0_1(conn: sqlite3.Connection) -> None:
     for table in ("_syncctl_state", "_syncctl_columns", "_syncctl_pending", "_syncctl_conflicts"):
         if table in names:
             conn.execute(f"ALTER TABLE {table} RENAME TO {table}_0_1")
-    run_script(conn, BOOKKEEPING)
-    if "_syncctl_runs" in names:
+    if "_syncctl_runs" in names:  # before the bookkeeping script, whose index needs `source`
         have = {row[1] for row in conn.execute("PRAGMA table_info(_syncctl_runs)")}
         for column, definition in (
             ("source", "TEXT NOT NULL DEFAULT 'intempus'"),
@@ -146,6 +145,7 @@ def _migrate_release_0_1(conn: sqlite3.Connection) -> None:
         ):
             if column not in have:
                 conn.execute(f"ALTER TABLE _syncctl_runs ADD COLUMN {column} {definition}")
+    run_script(conn, BOOKKEEPING)
     if "_syncctl_state" in names:
         conn.execute(
             "INSERT INTO _syncctl_state (source, key, value)"

@@ -226,10 +226,8 @@ def sync_resources(ctx: RunContext, resources: Sequence[Resource]) -> None:
             log.warning("%s is empty although it was synced before; listing everything", table.name)
             stored = None
         cursors.append(stored)
-    full = ctx.options.full or any(
-        c is None and r.cursor != "none" for r, c in zip(resources, cursors, strict=True)
-    )
-    full = full or any(r.cursor == "none" for r in resources)
+    # A resource without a cursor is listed whole; the run is called full when no resource had one.
+    full = ctx.options.full or all(c is None for c in cursors)
     ctx.result.mode = "full" if full else "incremental"
     refused: RoleError | None = None
     if ctx.options.push:
@@ -243,8 +241,7 @@ def sync_resources(ctx: RunContext, resources: Sequence[Resource]) -> None:
     for resource, table, since in zip(resources, tables, cursors, strict=True):
         pull(ctx, resource, table, None if ctx.options.full or resource.cursor == "none" else since)
     known = [ctx.state.get(cursor_key(r)) for r in resources if r.cursor != "none"]
-    comparable = [c for c in known if c is not None]
-    ctx.result.cursor = min(comparable) if len(comparable) == len(known) and comparable else None
+    ctx.result.cursor = lowest(known)
     if refused is not None:
         raise refused
 
@@ -296,6 +293,20 @@ def pull(ctx: RunContext, resource: Resource, table: MirrorTable, since: Any) ->
         ctx.state.set(cursor_key(resource), new_cursor)
 
 
+def lowest(cursors: list[Any]) -> Any:
+    """The cursor a source reports: the point every resource is complete up to (None until all have one);
+    cursors of different kinds are not comparable, and the first resource's stands for the source."""
+    if not cursors or any(c is None for c in cursors):
+        return None
+    if len({type(c) for c in cursors}) > 1:
+        return cursors[0]
+    return min(cursors)
+
+
+def sort_keys(keys: set[Key]) -> list[Key]:
+    return sorted(keys, key=lambda k: (str(type(k)), k if isinstance(k, int) else 0, str(k)))
+
+
 def _later(a: Any, b: Any) -> bool:
     try:
         return bool(a > b)
@@ -324,7 +335,7 @@ def delete_unseen(ctx: RunContext, resource: Resource, table: MirrorTable) -> No
         counts = table.apply_page(still_there, policy=options.policy, run_id=result.run_id, full=False)
         result.add(counts)
     key = resource.spec.key
-    gone = sorted(set(unseen) - {record[key] for record in still_there}, key=str)
+    gone = sort_keys(set(unseen) - {record[key] for record in still_there})
     limit = options.max_delete_fraction * local_total
     if len(gone) > limit and not options.allow_mass_delete:
         shown = ", ".join(map(str, gone[:5])) + (", ..." if len(gone) > 5 else "")

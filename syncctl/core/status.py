@@ -7,6 +7,7 @@ from typing import Any
 
 from syncctl.core.connector import Connector, Registry
 from syncctl.core.db import Database
+from syncctl.core.engine import lowest
 from syncctl.core.mirror import MirrorTable
 from syncctl.core.runs import RunLog, State
 
@@ -17,15 +18,12 @@ def source_status(db: Database, connector: Connector, *, limit: int = 10) -> dic
     state = State(db, connector.name)
     tables = {spec.name: MirrorTable.open(db, spec) for spec in connector.tables}
     counts = {name: table.count() for name, table in tables.items()}
-    cursors = [state.get(f"cursor:{name}") for name in tables]
-    known = [c for c in cursors if c is not None]
+    cursors = [state.get(f"cursor:{spec.name}") for spec in connector.tables if spec.cursor_field]
     pending = sum(t.pending_count() for t in tables.values() if t.spec.capture)
     report: dict[str, Any] = {"source": connector.name, "database": str(db.path), **counts}
     report.update(
         tables=counts,
-        cursor=min(known)
-        if known and len(known) == len([s for s in connector.tables if s.cursor_field])
-        else None,
+        cursor=lowest(cursors),
         pending=pending,
         pending_changes=pending_summary(db, [n for n, t in tables.items() if t.spec.capture]),
         last_run=runs[0] if runs else None,
