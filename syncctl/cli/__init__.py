@@ -44,10 +44,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
 )
-for name, group, alias in command_groups():
+for name, group, aliases in command_groups():
     app.add_typer(group, name=name)
-    if alias is not None:
-        app.add_typer(alias[1], name=alias[0])
+    for alias, sub_group in aliases.items():
+        app.add_typer(sub_group, name=alias)
 for name, command in top_commands():
     app.command(name)(command)
 

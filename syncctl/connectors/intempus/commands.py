@@ -23,7 +23,7 @@ case_app = typer.Typer(
 )
 app.add_typer(case_app, name="case")
 
-CONNECTOR = IntempusConnector()
+CONNECTOR = IntempusConnector()  # the commands' own instance: settings loading and the remote
 MAX_ID = 2**63 - 1
 
 FieldOption = Annotated[
@@ -173,3 +173,7 @@ def fake_intempus(
         fake.serve_forever(host, port, cases, seed=seed, on_ready=ready)
     except OSError as exc:
         raise fail(SyncctlError(f"cannot listen on {host}:{port}: {exc.strerror}")) from None
+
+
+ALIASES = {"case": case_app}
+TOP_COMMANDS = [("fake-intempus", fake_intempus)]

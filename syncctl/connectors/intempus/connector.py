@@ -100,3 +100,6 @@ class IntempusConnector(Connector):
             yield IntempusRemote(client)
         finally:
             client.close()
+
+
+CONNECTOR = IntempusConnector()
