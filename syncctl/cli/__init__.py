@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +32,10 @@ from syncctl.core.errors import EXIT_FAILURE, EXIT_SIGINT, EXIT_USAGE, SyncctlEr
 from syncctl.core.lock import hold_lock
 from syncctl.core.merge import Policy
 from syncctl.core.mirror import MirrorTable
+from syncctl.ops import health as ops_health
+from syncctl.ops import logs, metrics
+from syncctl.ops.durations import parse_duration
+from syncctl.ops.schedule import Waiter, run_every
 from syncctl.sources import command_groups, top_commands
 
 app = typer.Typer(
@@ -71,16 +74,21 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="text, or json: one JSON object per line.")
+    ] = "text",
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", help="Append log lines to this file instead of stderr.")
+    ] = None,
 ) -> None:
     """syncctl: a batch synchronizer between remote systems and one SQLite file."""
     if verbose and quiet:
         raise fail(UsageError("-v/--verbose and -q/--quiet cannot be used together"))
     level = logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(REDACTOR)
-    handler.setFormatter(logging.Formatter("syncctl: %(levelname)s: %(message)s"))
-    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
-    logging.getLogger("syncctl").setLevel(level)
+    try:
+        logs.configure(level=level, fmt=log_format, log_file=log_file, redactor=REDACTOR)
+    except SyncctlError as exc:
+        raise fail(exc) from None
     if verbose >= 2:
         logging.getLogger().setLevel(logging.DEBUG)
     ctx.obj = Context(env_file=env_file, verbosity=verbose, quiet=quiet)
@@ -112,29 +120,87 @@ def sync(
             help="Override the mass-delete guards (records gone remotely, records deleted locally).",
         ),
     ] = False,
+    wait_lock: Annotated[
+        str | None,
+        typer.Option(
+            "--wait-lock", metavar="DURATION", help="Wait up to this long (30s, 5m) for a run in progress."
+        ),
+    ] = None,
+    every: Annotated[
+        str | None,
+        typer.Option(
+            "--every", metavar="DURATION", help="Keep running: a sync every DURATION until SIGTERM."
+        ),
+    ] = None,
+    max_runs: Annotated[
+        int | None, typer.Option("--max-runs", min=1, help="With --every: stop after this many runs.")
+    ] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            envvar="SYNCCTL_METRICS_FILE",
+            help="Write Prometheus metrics here after each run (node_exporter textfile collector).",
+        ),
+    ] = None,
 ) -> None:
     """Push local changes, then pull remote ones, per source (incremental unless --full or a first run)."""
     opts = options(ctx)
-    console = Console(stderr=False)
     with reported_errors():
         chosen = opts.chosen(sources)
         configs = [(connector, opts.load(connector)) for connector in chosen]
-        sync_options = SyncOptions(
-            full=full,
-            push=not pull_only,
-            policy=on_conflict,
-            allow_mass_delete=allow_mass_delete,
-            max_delete_fraction=_delete_fraction(configs),
-        )
+        wait_s = parse_duration(wait_lock, option="--wait-lock") if wait_lock else 0.0
+        interval = parse_duration(every, option="--every") if every else None
+        if interval is not None and interval < 1:
+            raise UsageError("--every must be at least 1s")
+        if max_runs is not None and interval is None:
+            raise UsageError("--max-runs goes with --every")
+    sync_options = SyncOptions(
+        full=full,
+        push=not pull_only,
+        policy=on_conflict,
+        allow_mass_delete=allow_mass_delete,
+        max_delete_fraction=_delete_fraction(configs),
+    )
+    waiter = Waiter()
+    stop = StopSignals(waiter)
+
+    def once() -> int:
+        code = _sync_once(ctx, configs, sync_options, stop=stop, as_json=as_json, wait_s=wait_s)
+        if metrics_file is not None:
+            with reported_errors(opts.db_path), opened(ctx, read_only=True) as db:
+                reports = [core_status.source_status(db, c, limit=1) for c, _ in configs]
+                metrics.write(metrics_file, metrics.render(reports))
+        return code
+
+    with stop.installed():
+        code = once() if interval is None else run_every(interval, once, waiter=waiter, max_runs=max_runs)
+    if stop.signum is not None and interval is not None:
+        code = stop.exit_code()
+    if code:
+        raise typer.Exit(code)
+
+
+def _sync_once(
+    ctx: typer.Context,
+    configs: list[tuple[Any, Any]],
+    sync_options: SyncOptions,
+    *,
+    stop: StopSignals,
+    as_json: bool,
+    wait_s: float,
+) -> int:
+    """One sync of each chosen source; the exit code is the first non-zero one in source order."""
+    opts = options(ctx)
+    console = Console(stderr=False)
     exit_code = 0
-    with reported_errors(opts.db_path), ExitStack() as stack:
-        db = stack.enter_context(opened(ctx, read_only=False))
-        stop = stack.enter_context(StopSignals().installed())
+    with reported_errors(opts.db_path), opened(ctx, read_only=False) as db:
         for connector, config in configs:
-            result = SyncResult(mode="full" if full else "incremental", source=connector.name)
+            result = SyncResult(mode="full" if sync_options.full else "incremental", source=connector.name)
+            logs.CONTEXT.source = connector.name
             try:
                 with (
-                    hold_lock(opts.db_path, connector.name),
+                    hold_lock(opts.db_path, connector.name, wait_s=wait_s),
                     render.progress_reporter(console, enabled=not (as_json or opts.quiet)) as report,
                 ):
                     result = run_source(
@@ -149,12 +215,13 @@ def sync(
             except SyncctlError as exc:  # the lock is held, or the file is unusable: this run changed nothing
                 result.status = "failed"
                 result.error = exc
+            finally:
+                logs.CONTEXT.source = None
             code = _report_result(result, as_json=as_json, quiet=opts.quiet, console=console)
             exit_code = exit_code or code
-            if result.error is not None and result.status == "interrupted":
+            if result.status == "interrupted":
                 break
-    if exit_code:
-        raise typer.Exit(exit_code)
+    return exit_code
 
 
 def _delete_fraction(configs: list[tuple[Any, Any]]) -> float:
@@ -165,7 +232,10 @@ def _delete_fraction(configs: list[tuple[Any, Any]]) -> float:
 
 def _report_result(result: SyncResult, *, as_json: bool, quiet: bool, console: Console) -> int:
     if as_json:
-        render.print_json(result.to_json())
+        data = result.to_json()
+        if result.error is not None:
+            data["exit_code"] = result.error.exit_code
+        render.print_json(data)
     elif not quiet and result.run_id is not None:
         if console.is_terminal:
             console.print(render.sync_table(result))
@@ -181,9 +251,21 @@ def _report_result(result: SyncResult, *, as_json: bool, quiet: bool, console: C
     rejected = result.extra.get("rejected_files")
     if rejected:
         log.error("%s: %d file(s) were rejected (see `syncctl status`)", result.source, rejected)
+    if result.new_columns:
+        log.info("%s: new remote field(s) became columns: %s", result.source, ", ".join(result.new_columns))
+    log.info(
+        "%s: sync %s (%s)",
+        result.source,
+        result.status,
+        result.mode,
+        extra={"event": "run_finished", "run_id": result.run_id, "counts": result.counts()},
+    )
     if result.error is None:
         return 0
+    # The one-line error a person reads stays on stderr; a log file or JSON log gets the record as well.
     sys.stderr.write(f"syncctl: error: {REDACTOR.scrub(str(result.error))}\n")
+    if logs.STATE.separate:
+        log.error("%s", result.error, extra={"event": "run_failed", "run_id": result.run_id})
     return result.error.exit_code
 
 
@@ -291,6 +373,54 @@ def _key(key_type: str, raw: str) -> int | str:
     if not raw.lstrip("-").isascii() or not raw.lstrip("-").isdigit() or abs(int(raw)) >= 2**63:
         raise UsageError(f"an id is a whole number, got {raw!r}")
     return int(raw)
+
+
+@app.command()
+def health(
+    ctx: typer.Context,
+    sources: Annotated[
+        list[str] | None, typer.Argument(help="Sources to check (default: every configured one).")
+    ] = None,
+    max_age: Annotated[
+        str, typer.Option("--max-age", metavar="DURATION", help="Oldest acceptable last successful sync.")
+    ] = "2h",
+    failures: Annotated[
+        int, typer.Option("--failures", min=1, help="This many failed runs in a row are critical.")
+    ] = 3,
+    nagios: Annotated[
+        bool, typer.Option("--nagios", help="Exit 0/1/2 for OK/WARNING/CRITICAL, with a status line.")
+    ] = False,
+) -> None:
+    """Exit 0 when every source synced recently and nothing is stuck; otherwise one line per problem."""
+    opts = options(ctx)
+    with reported_errors(opts.db_path):
+        max_age_s = parse_duration(max_age, option="--max-age")
+        chosen = opts.chosen(sources)
+        db = opts.open_db(read_only=True) if opts.db_path.exists() else None
+        try:
+            now = ops_health.now_utc()
+            problems = [
+                p
+                for c in chosen
+                for p in ops_health.check_source(db, c, max_age_s=max_age_s, failures=failures, now=now)
+            ]
+        finally:
+            if db is not None:
+                db.close()
+    worst = max((p.level for p in problems), default=ops_health.OK)
+    names = ", ".join(c.name for c in chosen)
+    if nagios:
+        summary = f"SYNCCTL {ops_health.LEVELS[worst]} - " + (
+            "; ".join(f"{p.source}: {p.text}" for p in problems) if problems else f"{names} healthy"
+        )
+        typer.echo(summary)
+        raise typer.Exit(worst)
+    for problem in problems:
+        typer.echo(problem.line())
+    if not problems and not opts.quiet:
+        typer.echo(f"OK: {names} healthy")
+    if problems:
+        raise typer.Exit(1)
 
 
 # -- the demo --------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from syncctl.core.errors import (
 )
 from syncctl.core.sanitize import Scrubber, strip_control
 from syncctl.core.settings import db_path, env_file_warnings, missing_settings, read_environment
+from syncctl.ops.schedule import Waiter
 
 log = logging.getLogger("syncctl")
 
@@ -169,22 +170,28 @@ def opened(ctx: typer.Context, *, read_only: bool) -> Iterator[Database]:
 
 
 class StopSignals:
-    """SIGINT/SIGTERM ask the engine to stop at its next safe point; a second signal stops at once."""
+    """SIGINT/SIGTERM ask the engine to stop at its next safe point (and end a wait between runs); a
+    second signal stops at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, waiter: Waiter | None = None) -> None:
         self.signum: int | None = None
+        self.waiter = waiter
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         first = self.signum is None
         self.signum = signum
+        if self.waiter is not None:
+            self.waiter.stop()
         if not first:
             self.check()
+
+    def exit_code(self) -> int:
+        return EXIT_SIGINT if self.signum == signal.SIGINT else EXIT_SIGTERM
 
     def check(self) -> None:
         if self.signum is not None:
             name = signal.Signals(self.signum).name
-            code = EXIT_SIGINT if self.signum == signal.SIGINT else EXIT_SIGTERM
-            raise InterruptedRun(f"stopped by {name} at a safe point", exit_code=code)
+            raise InterruptedRun(f"stopped by {name} at a safe point", exit_code=self.exit_code())
 
     # Set by main(): in the real process, a signal after the run still ends it with its code and a line,
     # never a bare -15; in tests (the CLI called in-process) the previous handlers come back.

@@ -1,0 +1,1 @@
+"""Running syncctl unattended: schedules, health checks, metrics and log formats."""
