@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +18,7 @@ import typer
 from rich.console import Console
 
 from syncctl import __version__, render
+from syncctl.cli import help_text
 from syncctl.cli.common import (
     REDACTOR,
     Context,
@@ -42,10 +45,12 @@ app = typer.Typer(
     name="syncctl",
     help="Mirror remote systems (Intempus, grid, Sierra, task events, work orders) into one SQLite file"
     " and push local changes back. Made for cron.",
+    epilog=help_text.exit_codes(),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 for name, group, aliases in command_groups():
     app.add_typer(group, name=name)
@@ -53,6 +58,7 @@ for name, group, aliases in command_groups():
         app.add_typer(sub_group, name=alias)
 for name, command in top_commands():
     app.command(name)(command)
+help_text.plain_help(app)
 
 log = logging.getLogger("syncctl")
 
@@ -97,7 +103,7 @@ def root(
 # -- sync ----------------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(epilog=help_text.settings_epilog())
 def sync(
     ctx: typer.Context,
     sources: Annotated[
@@ -146,7 +152,7 @@ def sync(
 ) -> None:
     """Push local changes, then pull remote ones, per source (incremental unless --full or a first run)."""
     opts = options(ctx)
-    with reported_errors():
+    with reported_errors(), _json_errors(as_json):
         chosen = opts.chosen(sources)
         configs = [(connector, opts.load(connector)) for connector in chosen]
         wait_s = parse_duration(wait_lock, option="--wait-lock") if wait_lock else 0.0
@@ -179,6 +185,24 @@ def sync(
         code = stop.exit_code()
     if code:
         raise typer.Exit(code)
+
+
+@contextmanager
+def _json_errors(as_json: bool) -> Iterator[None]:
+    """Under --json a refused start (exit 2 or 3) still prints one object, so scripts always get JSON."""
+    try:
+        yield
+    except SyncctlError as exc:
+        if as_json:
+            render.print_json(
+                {
+                    "status": "failed",
+                    "error": REDACTOR.scrub(str(exc)),
+                    "exit_code": exc.exit_code,
+                    "run_id": None,
+                }
+            )
+        raise
 
 
 def _sync_once(
@@ -439,11 +463,6 @@ def demo(
         run_demo(Console(), cases=cases)
 
 
-def _is_a(exc: BaseException, name: str) -> bool:
-    """Click's exception classes by name: Typer may bring its own copy of click."""
-    return any(cls.__name__ == name for cls in type(exc).__mro__)
-
-
 def main() -> None:
     """Entry point: every error is one line on stderr; anything unknown is a bug, shown without secrets."""
     StopSignals.exit_after_run = True
@@ -458,15 +477,15 @@ def main() -> None:
             sys.stderr.write(f"syncctl: error: {REDACTOR.scrub(str(known))}\n")
             sys.exit(known.exit_code)
         context = getattr(exc, "ctx", None)
-        if _is_a(exc, "NoArgsIsHelpError") and context is not None:
+        if isinstance(exc, help_text.NoArgsIsHelpError) and context is not None:
             sys.stderr.write(context.get_help() + "\n")
             sys.exit(EXIT_USAGE)
-        if _is_a(exc, "ClickException"):
+        if isinstance(exc, help_text.ClickException):
             where = f" (see `{context.command_path} --help`)" if context is not None else ""
             message = REDACTOR.scrub(exc.format_message())  # type: ignore[attr-defined]
             sys.stderr.write(f"syncctl: error: {message}{where}\n")
             sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
-        if _is_a(exc, "Abort"):
+        if isinstance(exc, help_text.Abort):
             sys.stderr.write("syncctl: interrupted\n")
             sys.exit(EXIT_SIGINT)
         sys.stderr.write(
