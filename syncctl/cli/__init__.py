@@ -447,6 +447,23 @@ def health(
         raise typer.Exit(1)
 
 
+@app.command("datasette-metadata")
+def datasette_metadata(
+    ctx: typer.Context,
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Print Datasette metadata for the file: syncctl's own tables hidden (`datasette DB -m FILE`)."""
+    with reported_errors(options(ctx).db_path), opened(ctx, read_only=True) as db:
+        text = render.json_line(core_status.datasette_metadata(db))
+    if out is None:
+        typer.echo(text)
+        return
+    try:
+        out.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise fail(UsageError(f"cannot write {out}: {exc.strerror}")) from None
+
+
 # -- the demo --------------------------------------------------------------------------------------------
 
 

@@ -145,6 +145,7 @@ class MirrorTable:
         self.columns: list[str] = []
         self.kinds: dict[str, str] = {}
         self.remote_columns: set[str] = set()  # columns syncctl made for remote fields: the pushable ones
+        self.analyst_columns: list[str] = []  # columns someone else added: never written by syncctl
         self._json_positions: list[int] = []
         self._upsert_sql = ""
         self._select_sql = ""
@@ -163,14 +164,24 @@ class MirrorTable:
             if table.exists:
                 table._load_columns()
             return table
-        if table.exists and table._triggers_current():
+        if table.exists:
             table._load_columns()
-            return table
+            if table._triggers_current() and table._view_current():
+                return table
         with db.transaction():
             if not db.check_owned(spec.name, spec.source):
                 table._create()
+            elif spec.capture and not table._trigger_names_present():
+                # Dropped with the table by a rebuild (`sqlite-utils transform`, a hand-made copy): edits
+                # made since then were not captured, so say so before restoring them.
+                log.warning(
+                    "the change-capture triggers of %s were missing (was the table rebuilt?) and are"
+                    " restored; local edits made since the last sync may not be pushed",
+                    spec.name,
+                )
             table.exists = True
             table._load_columns()
+            table._write_view()
             if spec.capture:
                 table._write_triggers()
         return table
@@ -209,33 +220,75 @@ class MirrorTable:
     def _trigger_names(self) -> list[str]:
         return [f"_syncctl_{self.name}_{op}" for op in ("insert", "update", "rekey", "delete")]
 
+    def _trigger_names_present(self) -> bool:
+        names = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+        return set(self._trigger_names()) <= names
+
     def _triggers_current(self) -> bool:
         if not self.spec.capture:
             return True
-        names = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
-        if not set(self._trigger_names()) <= names:
+        if not self._trigger_names_present():
             return False
         # The triggers name every column: they must have been written for the columns there are now.
         found = self.db.scalar(
             "SELECT value FROM _syncctl_state WHERE source = ? AND key = ?",
             (self.spec.source, f"trigger_columns:{self.name}"),
         )
-        return bool(found == json.dumps(self._table_columns()))
+        return bool(found == json.dumps(self.columns))
 
     def _table_columns(self) -> list[str]:
+        """The table's real columns (generated ones, like the numeric shadows, are not listed here)."""
         return [row[1] for row in self.conn.execute(f"PRAGMA table_info({self.table})")]
 
+    @property
+    def view_name(self) -> str:
+        return f"{self.name}_typed"
+
+    def _view_sql(self) -> str | None:
+        """A view with the table's columns, decimal strings as numbers (same names): what analysts sort and
+        filter on. The table keeps the exact text; the view is never written or pushed."""
+        decimals = [n for n in self.columns if self.kinds.get(n) == "decimal"]
+        if not decimals:
+            return None
+        select = ", ".join(
+            f"CAST({quote(n)} AS REAL) AS {quote(n)}" if n in decimals else quote(n)
+            for n in [*self.columns, *self.analyst_columns]
+        )
+        return f"CREATE VIEW {quote(self.view_name)} AS SELECT {select} FROM {self.table}"
+
+    def _view_current(self) -> bool:
+        found = self.db.scalar(
+            "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?", (self.view_name,)
+        )
+        return bool(found == self._view_sql())
+
+    def _write_view(self) -> None:
+        wanted = self._view_sql()
+        existing = self.db.scalar("SELECT type FROM sqlite_master WHERE name = ?", (self.view_name,))
+        if existing not in (None, "view"):
+            return  # a table of that name is someone else's: leave it alone
+        self.conn.execute(f"DROP VIEW IF EXISTS {quote(self.view_name)}")
+        if wanted is not None:
+            self.conn.execute(wanted)
+
     def _load_columns(self) -> None:
-        self.columns = self._table_columns()
-        if self.key not in self.columns:
+        """The columns syncctl writes: those it made for remote fields (or the fixed schema's). Columns an
+        analyst added (`sqlite-utils add-column`) are theirs: never written, compared or pushed."""
+        every = self._table_columns()
+        if self.key not in every:
             raise DatabaseError(f"table {self.name!r} in {self.db.path} has lost its key column {self.key!r}")
         stored = dict(
             self.conn.execute(
                 "SELECT name, kind FROM _syncctl_columns WHERE table_name = ?", (self.name,)
             ).fetchall()
         )
+        if self.spec.ddl is not None:
+            self.columns = every
+        else:
+            self.columns = [n for n in every if n == self.key or n in stored or n in self.spec.known]
+        self.analyst_columns = [n for n in every if n not in self.columns]
         self.kinds = {name: stored.get(name) or self.spec.known.get(name) or "any" for name in self.columns}
-        self.remote_columns = {n for n in self.columns if n in stored or n in self.spec.known}
+        self.remote_columns = set(self.columns)
         self._json_positions = [i for i, name in enumerate(self.columns) if self.kinds[name] in JSON_KINDS]
         self._getter = itemgetter(*self.columns) if len(self.columns) > 1 else _one(self.columns[0])
         cursor_field = self.spec.cursor_field
@@ -268,6 +321,8 @@ class MirrorTable:
         table = literal(self.name)
         key = quote(self.key)
         insert_, update_, rekey_, delete_ = map(quote, self._trigger_names())
+        # Not an analyst's own columns: editing those is no change to push.
+        watched = ", ".join(quote(n) for n in self.columns if n != self.key) or key
         record_insert = f"""
             INSERT INTO _syncctl_pending (table_name, record_id, op, base, changed_at)
             VALUES ({table}, NEW.{key}, 'insert', NULL, {stamp})
@@ -287,7 +342,8 @@ class MirrorTable:
             DROP TRIGGER IF EXISTS {delete_};
             CREATE TRIGGER {insert_} AFTER INSERT ON {self.table} WHEN {quiet}
             BEGIN {record_insert} END;
-            CREATE TRIGGER {update_} AFTER UPDATE ON {self.table} WHEN {quiet} AND OLD.{key} = NEW.{key}
+            CREATE TRIGGER {update_} AFTER UPDATE OF {watched} ON {self.table}
+            WHEN {quiet} AND OLD.{key} = NEW.{key}
             BEGIN
                 INSERT INTO _syncctl_pending (table_name, record_id, op, base, changed_at)
                 VALUES ({table}, NEW.{key}, 'update', {old}, {stamp})
@@ -341,6 +397,9 @@ class MirrorTable:
             )
             self.columns.append(name)
             made.append(name)
+        if made:
+            self._load_columns()
+            self._write_view()
         if refused and EXTRA not in self.columns:
             self.conn.execute(f"ALTER TABLE {self.table} ADD COLUMN {quote(EXTRA)} TEXT")
             self.conn.execute(

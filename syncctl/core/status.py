@@ -76,3 +76,25 @@ def conflicts(db: Database, limit: int = 50) -> list[dict[str, Any]]:
         if conflict["table"] == "cases":
             conflict["case_id"] = conflict["record_id"]
     return found
+
+
+def datasette_metadata(db: Database) -> dict[str, Any]:
+    """Datasette metadata for the file: syncctl's own `_syncctl_*` tables hidden, each mirrored table
+    described by its source."""
+    name = db.path.stem
+    hidden = [
+        row[0]
+        for row in db.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '\\_syncctl\\_%' ESCAPE '\\'"
+        )
+    ]
+    tables: dict[str, Any] = {table: {"hidden": True} for table in sorted(hidden)}
+    if db.has_table("_syncctl_tables"):
+        for table, source in db.conn.execute("SELECT name, source FROM _syncctl_tables ORDER BY name"):
+            tables[table] = {"description": f"mirrored from {source} by syncctl"}
+            view = f"{table}_typed"
+            if db.scalar("SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = ?", (view,)):
+                tables[view] = {
+                    "description": f"{table} with decimal strings as numbers, for sorting and filters"
+                }
+    return {"databases": {name: {"tables": tables}}}
