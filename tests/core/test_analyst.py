@@ -76,7 +76,7 @@ def test_analyst_added_column_is_never_pushed_and_survives_pulls(world: World) -
     world.sync()
     case_id = min(world.fake.cases)
     db = sqlite_utils.Database(world.db_path)
-    db["cases"].add_column("my_tag", str)
+    db.table("cases").add_column("my_tag", str)
     db.close()
     world.edit("UPDATE cases SET my_tag = 'look at this' WHERE id = ?", case_id)
     world.fake.update(case_id, {"notes": "changed remotely"})
@@ -94,7 +94,7 @@ def test_analyst_added_column_is_never_pushed_and_survives_pulls(world: World) -
 def test_analyst_rebuilt_table_gets_its_change_capture_back(world: World) -> None:
     world.sync()
     db = sqlite_utils.Database(world.db_path)
-    db["cases"].transform(types={"notes": str})  # a rebuild: a new table copied in, the old one dropped
+    db.table("cases").transform(types={"notes": str})  # a rebuild: a new table copied in, the old one dropped
     db.close()
     triggers = world.query("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'cases'")
     assert triggers == []  # this is what a rebuild does to them
