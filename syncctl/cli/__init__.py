@@ -29,6 +29,7 @@ from syncctl.cli.common import (
     options,
     reported_errors,
 )
+from syncctl.core import preview
 from syncctl.core import status as core_status
 from syncctl.core.engine import SyncOptions, SyncResult, run_source
 from syncctl.core.errors import EXIT_FAILURE, EXIT_SIGINT, EXIT_USAGE, SyncctlError, UsageError
@@ -141,6 +142,12 @@ def sync(
     max_runs: Annotated[
         int | None, typer.Option("--max-runs", min=1, help="With --every: stop after this many runs.")
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Show what a run would pull and push (ids with -v or --json); change nothing."
+        ),
+    ] = False,
     metrics_file: Annotated[
         Path | None,
         typer.Option(
@@ -161,6 +168,8 @@ def sync(
             raise UsageError("--every must be at least 1s")
         if max_runs is not None and interval is None:
             raise UsageError("--max-runs goes with --every")
+        if dry_run and interval is not None:
+            raise UsageError("--dry-run and --every cannot be used together")
     sync_options = SyncOptions(
         full=full,
         push=not pull_only,
@@ -168,6 +177,8 @@ def sync(
         allow_mass_delete=allow_mass_delete,
         max_delete_fraction=_delete_fraction(configs),
     )
+    if dry_run:
+        raise typer.Exit(_dry_run(ctx, configs, sync_options, as_json=as_json))
     waiter = Waiter()
     stop = StopSignals(waiter)
 
@@ -185,6 +196,38 @@ def sync(
         code = stop.exit_code()
     if code:
         raise typer.Exit(code)
+
+
+def _dry_run(
+    ctx: typer.Context, configs: list[tuple[Any, Any]], sync_options: SyncOptions, *, as_json: bool
+) -> int:
+    """Preview each source on a copy of the file; the exit code is the first non-zero one."""
+    opts = options(ctx)
+    code = 0
+    with reported_errors(opts.db_path):
+        db = opts.open_db(read_only=True) if opts.db_path.exists() else None
+        try:
+            for connector, config in configs:
+                report = preview.preview_source(
+                    db,
+                    connector,
+                    config,
+                    sync_options,
+                    details=as_json or opts.verbosity > 0,
+                    scrub=REDACTOR.scrub,
+                )
+                if as_json:
+                    render.print_json(report)
+                else:
+                    typer.echo(REDACTOR.scrub(preview.summary_line(report)))
+                    if opts.verbosity > 0:
+                        typer.echo(render.json_line({k: report.get(k) for k in ("pull", "push")}))
+                if report.get("status") == "failed":
+                    code = code or EXIT_FAILURE
+        finally:
+            if db is not None:
+                db.close()
+    return code
 
 
 @contextmanager

@@ -1,0 +1,1 @@
+"""Reports: periods, formats, renderers and atomic files shared by every `syncctl report`."""
