@@ -56,3 +56,13 @@ def top_commands() -> list[tuple[str, Callable[..., None]]]:
         if module is not None:
             commands.extend(getattr(module, "TOP_COMMANDS", []))
     return commands
+
+
+def report_commands() -> list[tuple[str, Callable[..., None]]]:
+    """Reports that come with a source (`report kpi`, `report tasks`), mounted under `syncctl report`."""
+    commands: list[tuple[str, Callable[..., None]]] = []
+    for source in SOURCES:
+        module = _module(source, "commands")
+        if module is not None:
+            commands.extend(getattr(module, "REPORTS", []))
+    return commands

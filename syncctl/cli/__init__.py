@@ -29,6 +29,7 @@ from syncctl.cli.common import (
     options,
     reported_errors,
 )
+from syncctl.cli.report import core_reports
 from syncctl.core import preview
 from syncctl.core import status as core_status
 from syncctl.core.engine import SyncOptions, SyncResult, run_source
@@ -40,7 +41,7 @@ from syncctl.ops import health as ops_health
 from syncctl.ops import logs, metrics
 from syncctl.ops.durations import parse_duration
 from syncctl.ops.schedule import Waiter, run_every
-from syncctl.sources import command_groups, top_commands
+from syncctl.sources import command_groups, report_commands, top_commands
 
 app = typer.Typer(
     name="syncctl",
@@ -59,6 +60,12 @@ for name, group, aliases in command_groups():
         app.add_typer(sub_group, name=alias)
 for name, command in top_commands():
     app.command(name)(command)
+report_app = typer.Typer(
+    help="Reports from the mirror: tables, JSON, CSV, HTML and per-group files.", no_args_is_help=True
+)
+for name, command in [*core_reports(), *report_commands()]:
+    report_app.command(name)(command)
+app.add_typer(report_app, name="report")
 help_text.plain_help(app)
 
 log = logging.getLogger("syncctl")
