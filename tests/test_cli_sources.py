@@ -96,3 +96,20 @@ def test_history_records_each_change_with_its_origin(world: World) -> None:
         str(first),
     )
     assert json.loads(changes)["notes"][1] == "remote"
+
+
+def test_cursor_shown_moved_and_reset_on_purpose_with_the_run_log_recording_it(world: World) -> None:
+    first = world.sync()
+    shown = world.run("cursor", "intempus")
+    assert shown.stdout.strip() == f"intempus cases: {first['cursor']}"
+    world.fake.update(min(world.fake.cases), {"notes": "x"})
+    moved = world.run("cursor", "intempus", "--set", "0")
+    assert moved.exit_code == 0
+    again = world.sync()
+    assert (again["mode"], again["fetched"]) == ("incremental", 300)  # everything above 0 is listed again
+    assert world.run("cursor", "intempus", "--reset").exit_code == 0
+    assert world.sync()["mode"] == "full"
+    runs = world.query("SELECT mode, extra FROM _syncctl_runs WHERE mode = 'cursor' ORDER BY id")
+    assert [json.loads(extra)["to"] for _, extra in runs] == [0, None]
+    assert json.loads(runs[0][1])["from"] == first["cursor"]
+    assert world.run("cursor", "intempus", "--set", "soon!").exit_code == 2

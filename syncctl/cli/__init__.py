@@ -11,6 +11,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -495,6 +496,61 @@ def health(
         typer.echo(f"OK: {names} healthy")
     if problems:
         raise typer.Exit(1)
+
+
+@app.command()
+def cursor(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="The source whose cursor to show or move.")],
+    table: Annotated[
+        str | None, typer.Option("--table", help="The table (default: each of the source's).")
+    ] = None,
+    set_to: Annotated[
+        str | None, typer.Option("--set", metavar="VALUE", help="Move the cursor here (a version or a time).")
+    ] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Forget the cursor: the next sync lists everything.")
+    ] = False,
+) -> None:
+    """Show the cursors of a source, or move one on purpose (recorded in the run log)."""
+    opts = options(ctx)
+    with reported_errors(opts.db_path):
+        connector = opts.connector(source)
+        tables = [s.name for s in connector.tables if s.cursor_field and (table is None or s.name == table)]
+        if table is not None and not tables:
+            raise UsageError(f"{source} has no table {table!r} with a cursor")
+        if set_to is not None and reset:
+            raise UsageError("give --set VALUE or --reset, not both")
+        if set_to is None and not reset:
+            with opened(ctx, read_only=True) as db:
+                for name, current in core_status.cursors(db, connector.name, tables).items():
+                    typer.echo(f"{connector.name} {name}: {current if current is not None else '(none)'}")
+            return
+        if len(tables) != 1:
+            raise UsageError(f"name the table to move with --table ({', '.join(tables)})")
+        spec = next(s for s in connector.tables if s.name == tables[0])
+        kind = spec.known.get(spec.cursor_field or "", "int")
+        value: int | str | None = None if reset else _cursor_value(set_to or "", kind)
+        with hold_lock(opts.db_path, connector.name), opened(ctx, read_only=False) as db:
+            before = core_status.move_cursor(db, connector.name, tables[0], value)
+    if not opts.quiet:
+        typer.echo(
+            f"{connector.name} {tables[0]}: cursor {before} -> {value if value is not None else '(none)'}"
+        )
+
+
+def _cursor_value(text: str, kind: str) -> int | str:
+    """A cursor of the table's kind: a whole number for versions, an ISO 8601 time for timestamps."""
+    stripped = text.strip()
+    if kind == "int":
+        if stripped.isascii() and stripped.isdigit() and int(stripped) < 2**63:
+            return int(stripped)
+        raise UsageError(f"--set takes a version number for this table, got {text!r}")
+    try:
+        datetime.fromisoformat(stripped.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--set takes an ISO 8601 time for this table, got {text!r}") from None
+    return stripped
 
 
 @app.command("datasette-metadata")

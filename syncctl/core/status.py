@@ -98,3 +98,30 @@ def datasette_metadata(db: Database) -> dict[str, Any]:
                     "description": f"{table} with decimal strings as numbers, for sorting and filters"
                 }
     return {"databases": {name: {"tables": tables}}}
+
+
+def cursors(db: Database, source: str, tables: list[str]) -> dict[str, Any]:
+    state = State(db, source)
+    return {table: state.get(f"cursor:{table}") for table in tables}
+
+
+def move_cursor(db: Database, source: str, table: str, value: Any) -> Any:
+    """Set (or with None, forget) a table's cursor on purpose, recorded as a run of its own."""
+    state = State(db, source)
+    runs = RunLog(db, source)
+    before = state.get(f"cursor:{table}")
+    run_id = runs.start("cursor")
+    if value is None:
+        state.delete(f"cursor:{table}")
+    else:
+        state.set(f"cursor:{table}", value)
+    runs.finish(
+        run_id,
+        status="ok",
+        mode="cursor",
+        counts={},
+        duration_s=0.0,
+        error=None,
+        extra={"table": table, "from": before, "to": value},
+    )
+    return before
