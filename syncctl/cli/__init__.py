@@ -11,6 +11,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,6 +39,7 @@ from syncctl.core.errors import EXIT_FAILURE, EXIT_SIGINT, EXIT_USAGE, SyncctlEr
 from syncctl.core.lock import hold_lock
 from syncctl.core.merge import Policy
 from syncctl.core.mirror import MirrorTable
+from syncctl.core.settings import keep_deleted_sources
 from syncctl.ops import health as ops_health
 from syncctl.ops import logs, metrics
 from syncctl.ops.durations import parse_duration
@@ -269,8 +271,11 @@ def _sync_once(
     opts = options(ctx)
     console = Console(stderr=False)
     exit_code = 0
+    with reported_errors(opts.db_path):
+        keep = keep_deleted_sources(opts.values, opts.sources.names())
     with reported_errors(opts.db_path), opened(ctx, read_only=False) as db:
         for connector, config in configs:
+            source_options = replace(sync_options, keep_deleted=connector.name in keep)
             result = SyncResult(mode="full" if sync_options.full else "incremental", source=connector.name)
             logs.CONTEXT.source = connector.name
             try:
@@ -282,7 +287,7 @@ def _sync_once(
                         db,
                         connector,
                         config,
-                        sync_options,
+                        source_options,
                         progress=report,
                         check_stop=stop.check,
                         scrub=REDACTOR.scrub,

@@ -56,6 +56,7 @@ class SyncOptions:
     policy: Policy = Policy.REMOTE
     allow_mass_delete: bool = False
     max_delete_fraction: float = 0.2
+    keep_deleted: bool = False  # mark remotely deleted rows `_deleted_at` instead of removing them
 
 
 @dataclass
@@ -219,6 +220,9 @@ def valid_cursor(resource: Resource, value: Any) -> Any:
 def sync_resources(ctx: RunContext, resources: Sequence[Resource]) -> None:
     """Push each resource's local changes, then pull each; a role refusal still lets the pull run."""
     tables = [MirrorTable.open(ctx.db, r.spec) for r in resources]
+    if ctx.options.keep_deleted:
+        for table in tables:
+            table.keep_deleted_rows()
     cursors = []
     for resource, table in zip(resources, tables, strict=True):
         stored = valid_cursor(resource, ctx.state.get(cursor_key(resource)))

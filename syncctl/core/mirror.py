@@ -35,6 +35,7 @@ Key = int | str
 JSON_OBJECT_ARGS = 50  # columns per json_object() call: old SQLite builds allow 127 arguments a function
 MAX_COLUMNS = 400  # remote fields beyond this many become part of _syncctl_extra
 EXTRA = "_syncctl_extra"
+DELETED_AT = "_deleted_at"  # when a kept row was deleted remotely (keep_deleted); NULL while it exists
 
 # SQLite column types by kind. Strings never get a numeric affinity: "155.50" and "6666940" stay TEXT.
 COLUMN_TYPES = {"bool": "INTEGER", "int": "INTEGER", "float": "REAL", "str": "TEXT", "decimal": "TEXT",
@@ -470,7 +471,9 @@ class MirrorTable:
 
     def pushable(self, name: str) -> bool:
         """A field a local edit may change remotely: one syncctl mirrors from the remote and may write."""
-        return name != self.key and name in self.remote_columns and name != EXTRA and self.spec.writable(name)
+        if name in (self.key, EXTRA, DELETED_AT):
+            return False
+        return name in self.remote_columns and self.spec.writable(name)
 
     def get_row(self, key: Key) -> Row | None:
         if not self.exists:
@@ -485,9 +488,27 @@ class MirrorTable:
         return dict(zip(self.columns, found, strict=True)) if found else None
 
     def count(self) -> int:
+        """Rows that exist remotely as far as the mirror knows (kept deleted rows are not counted)."""
         if not self.exists:
             return 0
-        return int(self.conn.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0])
+        live = f" WHERE {quote(DELETED_AT)} IS NULL" if DELETED_AT in self.columns else ""
+        return int(self.conn.execute(f"SELECT count(*) FROM {self.table}{live}").fetchone()[0])
+
+    def keep_deleted_rows(self) -> None:
+        """From now on a remote delete marks the row with `_deleted_at` instead of removing it; the mark is
+        cleared when the record comes back. Inside the caller's transaction or its own."""
+        if DELETED_AT in self.columns:
+            return
+        with self.db.transaction():
+            self.conn.execute(f"ALTER TABLE {self.table} ADD COLUMN {quote(DELETED_AT)} TEXT")
+            self.conn.execute(
+                "INSERT OR REPLACE INTO _syncctl_columns (table_name, name, kind) VALUES (?, ?, 'marker')",
+                (self.name, DELETED_AT),
+            )
+            self._load_columns()
+            self._write_view()
+            if self.spec.capture:
+                self._write_triggers()
 
     # -- the one write path --------------------------------------------------------------------------------
 
@@ -547,8 +568,9 @@ class MirrorTable:
             entries,
         )
 
-    def delete_rows(self, keys: Iterable[Key], *, origin: str, run_id: int | None) -> int:
-        """Delete rows and record each as it was; inside an applying transaction."""
+    def delete_rows(self, keys: Iterable[Key], *, origin: str, run_id: int | None, keep: bool = False) -> int:
+        """Delete rows (with `keep`, mark them `_deleted_at`) and record each as it was; inside an applying
+        transaction."""
         at = now_iso()
         deleted = 0
         names = ", ".join(map(quote, self.columns))
@@ -558,7 +580,12 @@ class MirrorTable:
             ).fetchone()
             if found is None:
                 continue
-            self.conn.execute(f"DELETE FROM {self.table} WHERE {quote(self.key)} = ?", (key,))
+            if keep and DELETED_AT in self.columns:
+                self.conn.execute(
+                    f"UPDATE {self.table} SET {quote(DELETED_AT)} = ? WHERE {quote(self.key)} = ?", (at, key)
+                )
+            else:
+                self.conn.execute(f"DELETE FROM {self.table} WHERE {quote(self.key)} = ?", (key,))
             was = json_text(dict(zip(self.columns, found, strict=True)))
             self.conn.execute(
                 "INSERT INTO _syncctl_history"
@@ -727,13 +754,15 @@ class MirrorTable:
         return found[0] if found else None
 
     def unseen_keys(self) -> list[Key]:
-        """Local records a completed full listing did not return, leaving out local inserts not yet pushed."""
+        """Local records a completed full listing did not return, leaving out local inserts not yet pushed
+        (and rows already marked deleted)."""
         key = quote(self.key)
+        kept = f" AND {quote(DELETED_AT)} IS NULL" if DELETED_AT in self.columns else ""
         return [
             row[0]
             for row in self.conn.execute(
                 f"SELECT {key} FROM {self.table} WHERE {key} NOT IN"
-                f" (SELECT key FROM temp.{quote(f'seen_{self.name}')}) AND {key} NOT IN"
+                f" (SELECT key FROM temp.{quote(f'seen_{self.name}')}){kept} AND {key} NOT IN"
                 " (SELECT record_id FROM _syncctl_pending WHERE table_name = ? AND op = 'insert')"
                 f" ORDER BY {key}",
                 (self.name,),
@@ -762,7 +791,9 @@ class MirrorTable:
                         )
                         continue
                 self.drop_pending(key)
-                deleted += self.delete_rows([key], origin="pull", run_id=run_id)
+                deleted += self.delete_rows(
+                    [key], origin="pull", run_id=run_id, keep=DELETED_AT in self.columns
+                )
             self.record_conflicts(conflicts, run_id)
         return deleted, conflicts
 

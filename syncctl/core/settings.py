@@ -133,6 +133,10 @@ COMMON_SETTINGS = (
     Setting(
         "SYNCCTL_READ_TIMEOUT", "read timeout and overall deadline per request, in seconds", default="60"
     ),
+    Setting(
+        "SYNCCTL_KEEP_DELETED", "sources whose remotely deleted rows stay, marked _deleted_at (a,b or all)"
+    ),
+    Setting("SYNCCTL_METRICS_FILE", "write Prometheus metrics here after each sync (like --metrics-file)"),
 )
 
 
@@ -176,6 +180,20 @@ def load_common(
         ),
         retry=retry,
     )
+
+
+def keep_deleted_sources(values: Mapping[str, str], known: list[str]) -> set[str]:
+    """The sources named in SYNCCTL_KEEP_DELETED ("all" for every one); an unknown name is an error."""
+    raw = values.get("SYNCCTL_KEEP_DELETED", "").strip()
+    if not raw:
+        return set()
+    names = {part.strip() for part in raw.split(",") if part.strip()}
+    if "all" in names:
+        return set(known)
+    unknown = sorted(names - set(known))
+    if unknown:
+        raise ConfigError(f"SYNCCTL_KEEP_DELETED names unknown source(s) {', '.join(unknown)}")
+    return names
 
 
 def missing_settings(declared: tuple[Setting, ...], values: Mapping[str, str]) -> list[str]:

@@ -122,3 +122,29 @@ def test_analyst_reading_commands_never_write(world: World) -> None:
     with sqlite3.connect(world.db_path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     conn.close()
+
+
+def test_analyst_keep_deleted_marks_rows_instead_of_removing_them(world: World) -> None:
+    world.sync(SYNCCTL_KEEP_DELETED="intempus")
+    gone, back = sorted(world.fake.cases)[:2]
+    name = world.fake.cases[gone]["name"]
+    world.fake.delete(gone)
+    result = world.sync("--full", SYNCCTL_KEEP_DELETED="intempus")
+    assert result["deleted"] == 1
+    [(kept_name, deleted_at)] = world.query("SELECT name, _deleted_at FROM cases WHERE id = ?", gone)
+    assert kept_name == name and deleted_at is not None
+    assert world.query("SELECT _deleted_at FROM cases WHERE id = ?", back) == [(None,)]
+    again = world.sync("--full", SYNCCTL_KEEP_DELETED="intempus")
+    assert (again["deleted"], again["unchanged"]) == (0, 299)  # a kept row is not deleted twice
+    assert world.query("SELECT count(*) FROM cases") == [(300,)]
+    assert world.run("status", "--json").json()["cases"] == 299  # the rows that exist remotely
+    refused = world.run("sync", SYNCCTL_KEEP_DELETED="nosuch")
+    assert refused.exit_code == 3 and "SYNCCTL_KEEP_DELETED" in refused.stderr
+
+
+def test_analyst_keep_deleted_is_off_by_default(world: World) -> None:
+    world.sync()
+    world.fake.delete(min(world.fake.cases))
+    world.sync("--full")
+    assert "_deleted_at" not in [row[1] for row in world.query("PRAGMA table_info(cases)")]
+    assert world.query("SELECT count(*) FROM cases") == [(299,)]
