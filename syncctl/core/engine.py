@@ -342,7 +342,9 @@ def delete_unseen(ctx: RunContext, resource: Resource, table: MirrorTable) -> No
     gone = sort_keys(set(unseen) - {record[key] for record in still_there})
     limit = options.max_delete_fraction * local_total
     if len(gone) > limit and not options.allow_mass_delete:
-        shown = ", ".join(map(str, gone[:5])) + (", ..." if len(gone) > 5 else "")
+        shown = ", ".join(map(str, gone[:5])) + (
+            ", ...: `sync --full --dry-run --json` lists all" if len(gone) > 5 else ""
+        )
         raise RefusedError(
             f"this full sync would delete {len(gone)} of {local_total} {noun} ({shown}), more than "
             f"SYNCCTL_MAX_DELETE_FRACTION={options.max_delete_fraction:g} allows; nothing was deleted "
