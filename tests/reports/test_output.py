@@ -6,10 +6,10 @@ import csv
 import io
 import json
 import math
-import os
 import shutil
 import stat
 import subprocess
+import tempfile
 import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
@@ -651,16 +651,25 @@ def test_write_group_files_refuses_an_out_dir_it_cannot_use_and_writes_nothing(
     assert blocker.read_text() == "I am a file"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
-def test_write_group_files_refuses_a_read_only_out_dir(tmp_path: Path) -> None:
+def test_write_group_files_refuses_a_read_only_out_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder the OS will not let us write (root writes anywhere, so the OS's refusal is simulated)."""
     out_dir = tmp_path / "ro"
-    out_dir.mkdir(mode=0o500)
-    try:
-        with pytest.raises(OutputError, match="Permission denied"):
-            write_group_files(per_user_reports(), "json", out_dir, lambda g: f"{len(g)}.json")
-        assert list(out_dir.iterdir()) == []
-    finally:
-        out_dir.chmod(0o700)
+    out_dir.mkdir()
+    real_mkstemp = tempfile.mkstemp
+
+    def refused(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        if Path(kwargs.get("dir") or "") == out_dir:
+            raise PermissionError(13, "Permission denied")
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(OutputError, match="Permission denied"):
+        write_group_files(per_user_reports(), "json", out_dir, lambda g: f"{len(g)}.json")
+    assert list(out_dir.iterdir()) == []
 
 
 def test_write_group_files_refuses_two_groups_on_one_file_name_before_writing(tmp_path: Path) -> None:
