@@ -654,8 +654,6 @@ def test_write_group_files_refuses_an_out_dir_it_cannot_use_and_writes_nothing(
 def test_write_group_files_refuses_a_read_only_out_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
     """A folder the OS will not let us write (root writes anywhere, so the OS's refusal is simulated)."""
     out_dir = tmp_path / "ro"
     out_dir.mkdir()
