@@ -41,7 +41,7 @@ from syncctl.core.merge import Policy
 from syncctl.core.mirror import MirrorTable
 from syncctl.core.settings import keep_deleted_sources
 from syncctl.ops import health as ops_health
-from syncctl.ops import logs, metrics
+from syncctl.ops import logs, metrics, sentry
 from syncctl.ops.durations import parse_duration
 from syncctl.ops.schedule import Waiter, run_every
 from syncctl.sources import command_groups, report_commands, top_commands
@@ -273,6 +273,7 @@ def _sync_once(
     exit_code = 0
     with reported_errors(opts.db_path):
         keep = keep_deleted_sources(opts.values, opts.sources.names())
+    reporter = sentry.setup(opts.values, REDACTOR.scrub)
     with reported_errors(opts.db_path), opened(ctx, read_only=False) as db:
         for connector, config in configs:
             source_options = replace(sync_options, keep_deleted=connector.name in keep)
@@ -298,6 +299,10 @@ def _sync_once(
             finally:
                 logs.CONTEXT.source = None
             code = _report_result(result, as_json=as_json, quiet=opts.quiet, console=console)
+            if result.error is not None and reporter is not None:
+                reporter.report(
+                    str(result.error), source=result.source, run_id=result.run_id, status=result.status
+                )
             exit_code = exit_code or code
             if result.status == "interrupted":
                 break

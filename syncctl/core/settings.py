@@ -137,6 +137,7 @@ COMMON_SETTINGS = (
         "SYNCCTL_KEEP_DELETED", "sources whose remotely deleted rows stay, marked _deleted_at (a,b or all)"
     ),
     Setting("SYNCCTL_METRICS_FILE", "write Prometheus metrics here after each sync (like --metrics-file)"),
+    Setting("SENTRY_DSN", "report failed runs to Sentry (needs the sentry extra)", secret=True),
 )
 
 
