@@ -103,17 +103,30 @@ def status_summary_lines(status: Mapping[str, Any]) -> list[str]:
     """The mirror's state and its pending changes; the runs follow as lines or as a table."""
     lines = [f"source: {status['source']}", f"database: {status['database']}"]
     lines += [f"{table}: {count}" for table, count in status["tables"].items()]
-    lines += [
-        f"cursor: {status['cursor'] if status['cursor'] is not None else '(none: next sync is full)'}",
-        f"pending local changes: {status['pending']}",
-    ]
+    if status.get("has_cursor", True):
+        lines.append(
+            f"cursor: {status['cursor'] if status['cursor'] is not None else '(none: next sync is full)'}"
+        )
+    lines.append(f"pending local changes: {status['pending']}")
     for change in status["pending_changes"]:
         error = f" - last error: {change['last_error']}" if change["last_error"] else ""
         lines.append(
             f"  {change['op']} {change['table']} {change['id']} ({change['attempts']} failed attempts){error}"
         )
-    lines += [f"{name.replace('_', ' ')}: {value}" for name, value in status.get("details", {}).items()]
+    for name, value in status.get("details", {}).items():
+        label = name.replace("_", " ")
+        if isinstance(value, list):
+            lines.append(f"{label}:" if value else f"{label}: none")
+            lines += [f"  {_detail(item)}" for item in value]
+        else:
+            lines.append(f"{label}: {_detail(value)}")
     return [strip_control(line) for line in lines]
+
+
+def _detail(value: Any) -> str:
+    if isinstance(value, dict):
+        return " - ".join(str(v) for v in value.values())
+    return str(value)
 
 
 def status_lines(status: Mapping[str, Any]) -> list[str]:

@@ -24,6 +24,7 @@ def source_status(db: Database, connector: Connector, *, limit: int = 10) -> dic
     report.update(
         tables=counts,
         cursor=lowest(cursors),
+        has_cursor=bool(cursors),
         pending=pending,
         pending_changes=pending_summary(db, [n for n, t in tables.items() if t.spec.capture]),
         last_run=runs[0] if runs else None,
