@@ -166,6 +166,14 @@ def sync(
             help="Write Prometheus metrics here after each run (node_exporter textfile collector).",
         ),
     ] = None,
+    metrics_label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metrics-label",
+            metavar="NAME=VALUE",
+            help="A label on every metric, e.g. tenant=acme (repeatable; or SYNCCTL_METRICS_LABELS=a=b,c=d).",
+        ),
+    ] = None,
 ) -> None:
     """Push local changes, then pull remote ones, per source (incremental unless --full or a first run)."""
     opts = options(ctx)
@@ -195,14 +203,19 @@ def sync(
     def once() -> int:
         code = _sync_once(ctx, configs, sync_options, stop=stop, as_json=as_json, wait_s=wait_s)
         if metrics_file is not None:
+            # Every configured source's series, not only this run's: the collector replaces the whole file.
             with reported_errors(opts.db_path), opened(ctx, read_only=True) as db:
-                reports = [core_status.source_status(db, c, limit=1) for c, _ in configs]
-                metrics.write(metrics_file, metrics.render(reports))
+                reports = metrics.collect(db, opts.configured())
+                metrics.write(metrics_file, metrics.render(reports, labels=labels))
         return code
 
+    with reported_errors():
+        labels = metrics.parse_labels(metrics_label or [], opts.values.get("SYNCCTL_METRICS_LABELS", ""))
     with stop.installed():
         code = once() if interval is None else run_every(interval, once, waiter=waiter, max_runs=max_runs)
     if stop.signum is not None and interval is not None:
+        if code != stop.exit_code():  # no run was cut short (and said so): the signal ended the waiting
+            sys.stderr.write(f"syncctl: stopped by {stop.signal_name()} while waiting for the next run\n")
         code = stop.exit_code()
     if code:
         raise typer.Exit(code)
@@ -343,14 +356,23 @@ def _report_result(result: SyncResult, *, as_json: bool, quiet: bool, console: C
         result.source,
         result.status,
         result.mode,
-        extra={"event": "run_finished", "run_id": result.run_id, "counts": result.counts()},
+        extra={
+            "event": "run_finished",
+            "source": result.source,
+            "run_id": result.run_id,
+            "counts": result.counts(),
+        },
     )
     if result.error is None:
         return 0
     # The one-line error a person reads stays on stderr; a log file or JSON log gets the record as well.
     sys.stderr.write(f"syncctl: error: {REDACTOR.scrub(str(result.error))}\n")
     if logs.STATE.separate:
-        log.error("%s", result.error, extra={"event": "run_failed", "run_id": result.run_id})
+        log.error(
+            "%s",
+            result.error,
+            extra={"event": "run_failed", "source": result.source, "run_id": result.run_id},
+        )
     return result.error.exit_code
 
 

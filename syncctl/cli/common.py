@@ -185,6 +185,9 @@ class StopSignals:
         if not first:
             self.check()
 
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else "a signal"
+
     def exit_code(self) -> int:
         return EXIT_SIGINT if self.signum == signal.SIGINT else EXIT_SIGTERM
 

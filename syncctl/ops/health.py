@@ -40,6 +40,8 @@ def _age(text: str | None, now: datetime) -> float | None:
         when = datetime.fromisoformat(text)
     except ValueError:
         return None
+    if when.tzinfo is None:  # a time without an offset is UTC (CONTRACT.md), never a TypeError
+        when = when.replace(tzinfo=UTC)
     return (now - when).total_seconds()
 
 
@@ -59,9 +61,11 @@ def check_source(
         problems.append(Problem(name, CRITICAL, _stale(age, max_age_s)))
     elif age > max_age_s:
         problems.append(Problem(name, WARNING, _stale(age, max_age_s)))
-    recent = [r for r in runs.runs(failures) if r["status"] != "running"]
+    # One run of a source may be under way (the lock allows no more): look one further back past it.
+    recent = [r for r in runs.runs(failures + 1) if r["status"] != "running"][:failures]
     if len(recent) >= failures and all(r["status"] == "failed" for r in recent):
-        problems.append(Problem(name, CRITICAL, f"the last {failures} runs failed: {recent[0]['error']}"))
+        last_error = recent[0]["error"] or "no error recorded"
+        problems.append(Problem(name, CRITICAL, f"the last {failures} runs failed: {last_error}"))
     report = source_status(db, connector, limit=1)
     oldest = min((c["changed_at"] for c in report["pending_changes"]), default=None)
     waited = _age(oldest, now)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,7 +91,9 @@ def configure(
     handler: logging.Handler
     if log_file is not None:
         try:
-            handler = logging.FileHandler(log_file, encoding="utf-8")
+            # Watched: when logrotate renames the file under a long `sync --every`, the next line opens
+            # a new file at the path instead of following the renamed one.
+            handler = logging.handlers.WatchedFileHandler(log_file, encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot write the log file {log_file}: {exc.strerror}") from None
         with_time = True

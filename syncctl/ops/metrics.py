@@ -7,13 +7,18 @@ all of a file's series at each scrape.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from syncctl.core.connector import Connector
+from syncctl.core.db import Database
 from syncctl.core.errors import UsageError
+from syncctl.core.runs import RunLog
+from syncctl.core.status import source_status
 
 COUNTS = (
     "fetched",
@@ -40,6 +45,9 @@ HELP = {
 }
 
 
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
@@ -48,42 +56,74 @@ def _epoch(text: str | None) -> float | None:
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text).timestamp()
+        when = datetime.fromisoformat(text)
     except ValueError:
         return None
+    if when.tzinfo is None:  # without an offset a time is UTC, not the host's local time
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
 
 
-def render(sources: Iterable[dict[str, Any]]) -> str:
-    """The exposition text for each source's status report (`core.status.source_status`)."""
+def collect(db: Database, connectors: Iterable[Connector]) -> list[dict[str, Any]]:
+    """Each source's status report plus its last successful run, as `render` wants them."""
+    reports = []
+    for connector in connectors:
+        report = source_status(db, connector, limit=1)
+        report["last_success"] = RunLog(db, connector.name).last_success()
+        reports.append(report)
+    return reports
+
+
+def _last_success(report: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    if "last_success" in report:
+        found: Mapping[str, Any] | None = report["last_success"]
+        return found
+    # A plain status report: only its own runs can tell (enough when the last run was a success).
+    return next((run for run in report.get("runs") or [] if run.get("status") == "ok"), None)
+
+
+def render(sources: Iterable[Mapping[str, Any]], *, labels: Mapping[str, str] | None = None) -> str:
+    """The exposition text for each source's status report (`collect`, or `core.status.source_status`).
+
+    `labels` are added to every series, e.g. `{"tenant": "acme"}`: node_exporter refuses the same series
+    from two files, so each tenant's file needs a label of its own.
+    """
+    fixed = dict(labels or {})
+    for name in fixed:
+        if not LABEL_NAME.fullmatch(name) or name.startswith("__") or name in ("source", "status", "kind"):
+            raise UsageError(f"{name!r} cannot be a metrics label name")
     samples: dict[str, list[str]] = {name: [] for name in HELP}
+
+    def add(metric: str, value: object, **extra: str) -> None:
+        pairs = {**fixed, **extra}
+        text = ",".join(f'{key}="{_label(str(val))}"' for key, val in pairs.items())
+        samples[metric].append(f"{{{text}}} {value}")
+
     for report in sources:
-        source = _label(str(report["source"]))
+        source = str(report["source"])
         last = report.get("last_run") or {}
         finished = _epoch(last.get("finished_at"))
         if finished is not None:
-            samples["syncctl_last_run_timestamp_seconds"].append(f'{{source="{source}"}} {finished:.0f}')
-        success = _epoch((report.get("last_success") or {}).get("finished_at"))
+            add("syncctl_last_run_timestamp_seconds", f"{finished:.0f}", source=source)
+        success = _epoch((_last_success(report) or {}).get("finished_at"))
         if success is not None:
-            samples["syncctl_last_success_timestamp_seconds"].append(f'{{source="{source}"}} {success:.0f}')
+            add("syncctl_last_success_timestamp_seconds", f"{success:.0f}", source=source)
         if last:
             for status in STATUSES:
-                flag = int(last.get("status") == status)
-                samples["syncctl_last_run_status"].append(f'{{source="{source}",status="{status}"}} {flag}')
-            samples["syncctl_last_run_duration_seconds"].append(
-                f'{{source="{source}"}} {float(last.get("duration_s") or 0):g}'
-            )
+                add(
+                    "syncctl_last_run_status", int(last.get("status") == status), source=source, status=status
+                )
+            add("syncctl_last_run_duration_seconds", f"{float(last.get('duration_s') or 0):g}", source=source)
             for kind in COUNTS:
                 if kind in last:
-                    samples["syncctl_last_run_rows"].append(
-                        f'{{source="{source}",kind="{kind}"}} {int(last.get(kind) or 0)}'
-                    )
-        samples["syncctl_pending_changes"].append(f'{{source="{source}"}} {int(report.get("pending") or 0)}')
+                    add("syncctl_last_run_rows", int(last.get(kind) or 0), source=source, kind=kind)
+        add("syncctl_pending_changes", int(report.get("pending") or 0), source=source)
         rejected = (report.get("details") or {}).get("rejected_files")
         if isinstance(rejected, int):
-            samples["syncctl_rejected_files"].append(f'{{source="{source}"}} {rejected}')
+            add("syncctl_rejected_files", rejected, source=source)
         cursor = report.get("cursor")
         if isinstance(cursor, int | float) and not isinstance(cursor, bool):
-            samples["syncctl_cursor"].append(f'{{source="{source}"}} {cursor}')
+            add("syncctl_cursor", cursor, source=source)
     lines: list[str] = []
     for name, (kind, text) in HELP.items():
         if not samples[name]:
@@ -107,6 +147,23 @@ def write(path: Path, text: str) -> None:
             os.fsync(out.fileno())
         os.chmod(temp, 0o644)  # node_exporter runs as another user; the file holds no secret
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(temp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # e.g. the path is a folder, or the disk is full: one line, no traceback
+            raise UsageError(f"cannot write the metrics file {path}: {exc.strerror or exc}") from None
         raise
+
+
+def parse_labels(options: list[str], setting: str) -> dict[str, str]:
+    """Labels for every series, from `--metrics-label NAME=VALUE` and SYNCCTL_METRICS_LABELS=a=b,c=d."""
+    pairs = [*[p for p in setting.split(",") if p.strip()], *options]
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name) or name.startswith("__"):
+            raise UsageError(f"a metrics label is NAME=VALUE with NAME like tenant, got {pair!r}")
+        if name in ("source", "status", "kind"):
+            raise UsageError(f"the metrics label {name!r} is syncctl's own")
+        labels[name] = value.strip()
+    return labels

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from sentry_sdk.envelope import Envelope
@@ -13,7 +13,7 @@ from tests.e2e import World
 
 
 class Captured(Transport):
-    events: list[dict[str, Any]] = []
+    events: ClassVar[list[dict[str, Any]]] = []
 
     def capture_envelope(self, envelope: Envelope) -> None:
         for item in envelope.items:
