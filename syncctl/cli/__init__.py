@@ -502,9 +502,15 @@ def health(
     opts = options(ctx)
     with reported_errors(opts.db_path):
         max_age_s = parse_duration(max_age, option="--max-age")
-        chosen = opts.chosen(sources)
         db = opts.open_db(read_only=True) if opts.db_path.exists() else None
         try:
+            # A monitoring agent may not read the sources' secrets: without settings, check the sources
+            # that have runs in the file.
+            ran = core_status.sources_with_runs(db) if db is not None else []
+            if sources or opts.configured() or not ran:
+                chosen = opts.chosen(sources)
+            else:
+                chosen = [c for c in opts.sources.connectors if c.name in ran]
             now = ops_health.now_utc()
             problems = [
                 p

@@ -126,3 +126,11 @@ def move_cursor(db: Database, source: str, table: str, value: Any) -> Any:
         extra={"table": table, "from": before, "to": value},
     )
     return before
+
+
+def sources_with_runs(db: Database) -> list[str]:
+    if not db.bookkeeping_ready():
+        return []
+    return [
+        row[0] for row in db.conn.execute("SELECT DISTINCT source FROM _syncctl_runs WHERE mode != 'cursor'")
+    ]
