@@ -1,4 +1,4 @@
-"""`syncctl demo`: the whole flow against the bundled fake Intempus, in a temporary folder."""
+"""`syncctl demo`: the whole flow against the bundled fakes and folders, in a temporary folder."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from syncctl import render
 from syncctl.connectors.intempus.config import Settings
 from syncctl.connectors.intempus.connector import CASES, IntempusConnector
 from syncctl.connectors.intempus.fake import DEFAULT_KEY, DEFAULT_USER, FakeIntempus, FakeServer
+from syncctl.connectors.workorders.demo import demo_round_trip
 from syncctl.core import engine
 from syncctl.core.db import Database
 from syncctl.core.mirror import MirrorTable
@@ -85,3 +86,5 @@ def run_demo(console: Console, *, cases: int = 5000) -> None:
             )
         finally:
             db.close()
+        console.print()
+        demo_round_trip(console, Path(folder) / "workorders")
