@@ -9,6 +9,9 @@ from pathlib import Path
 from rich.console import Console
 
 from syncctl import render
+from syncctl.connectors.grid.connector import GridConnector
+from syncctl.connectors.grid.fake import FakeGrid, FakeGridServer
+from syncctl.connectors.grid.kpi import kpi_report
 from syncctl.connectors.intempus.config import Settings
 from syncctl.connectors.intempus.connector import CASES, IntempusConnector
 from syncctl.connectors.intempus.fake import DEFAULT_KEY, DEFAULT_USER, FakeIntempus, FakeServer
@@ -18,6 +21,7 @@ from syncctl.core.db import Database
 from syncctl.core.mirror import MirrorTable
 from syncctl.core.runs import RunLog
 from syncctl.core.settings import Secret
+from syncctl.reports.periods import Period
 
 
 def mirror_matches(table: MirrorTable, fake: FakeIntempus) -> bool:
@@ -87,4 +91,37 @@ def run_demo(console: Console, *, cases: int = 5000) -> None:
         finally:
             db.close()
         console.print()
+        run_grid_demo(console, Path(folder) / "grid.db")
+        console.print()
         demo_round_trip(console, Path(folder) / "workorders")
+
+
+def run_grid_demo(console: Console, db_path: Path) -> None:
+    """The grid: a manager account pulls components and measurements, then the KPI report of a week."""
+    console.rule("[bold]Grid: components, measurements and KPIs")
+    fake = FakeGrid(components=12, measurements_per_component=2000, seed=3)
+    with FakeGridServer(fake) as server:
+        connector = GridConnector()
+        settings = connector.load(
+            {"GRID_API_URI": server.url, "GRID_API_USER": "manager", "GRID_API_PASSWORD": "manager",
+             "SYNCCTL_MAX_REQUESTS_PER_MINUTE": "0"}
+        )  # fmt: skip
+        db = Database.open(db_path)
+        try:
+            with render.progress_reporter(console) as report:
+                result = engine.run_source(db, connector, settings, engine.SyncOptions(), progress=report)
+            console.print(render.sync_table(result))
+            if result.error:
+                raise result.error
+            period = Period.parse("2025-01-01", "2025-01-08")
+            kpi = kpi_report(db, period)
+            by_type = kpi.tables[0]
+            console.print("Components by type: " + ", ".join(f"{t} {n}" for t, n in by_type.rows))
+            daily = list(kpi.tables[3].rows)
+            console.print(f"Daily averages for the first week: {len(daily)} rows, e.g. {daily[0]}")
+            console.print(
+                "`syncctl report kpi --start 2025-01-01 --end 2025-01-08 --format html --out kpi.html`"
+                " charts them."
+            )
+        finally:
+            db.close()
