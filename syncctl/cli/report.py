@@ -21,7 +21,7 @@ import typer
 from syncctl.cli.common import opened, options, reported_errors
 from syncctl.core.errors import UsageError
 from syncctl.reports import output
-from syncctl.reports.cases import FILE_PREFIX, cases_report, reading
+from syncctl.reports.cases import DEFAULT_BY, FILE_PREFIX, cases_report, reading
 from syncctl.reports.changes import changes_report
 from syncctl.reports.periods import Period, parse_time
 from syncctl.reports.summary import parse_where, summary_report
@@ -31,10 +31,14 @@ log = logging.getLogger("syncctl.reports")
 Format = Annotated[
     str | None,
     typer.Option(
-        "--format", help="table, json, jsonl, csv or html (default: table on a terminal, else json)."
+        "--format",
+        metavar="FORMAT",
+        help="table, json, jsonl, csv or html (default: table on a terminal, else json).",
     ),
 ]
-Out = Annotated[Path | None, typer.Option("--out", help="Write to this file (atomically) instead.")]
+Out = Annotated[
+    Path | None, typer.Option("--out", metavar="FILE", help="Write to this file (atomically) instead.")
+]
 
 
 def _format(requested: str | None, *, to_file: bool) -> str:
@@ -43,8 +47,12 @@ def _format(requested: str | None, *, to_file: bool) -> str:
 
 def summary_cmd(
     ctx: typer.Context,
-    table: Annotated[str, typer.Argument(help="A data table: cases, grid_components, sierra_items, ...")],
-    group_by: Annotated[str, typer.Option("--group-by", help="The field whose values make the rows.")],
+    table: Annotated[
+        str, typer.Argument(metavar="TABLE", help="A data table: cases, grid_components, sierra_items, ...")
+    ],
+    group_by: Annotated[
+        str, typer.Option("--group-by", metavar="FIELD", help="The field whose values make the rows.")
+    ],
     where: Annotated[
         list[str] | None,
         typer.Option(
@@ -72,7 +80,9 @@ def summary_cmd(
 
 def changes_cmd(
     ctx: typer.Context,
-    source: Annotated[str | None, typer.Option("--source", help="Only this source's changes.")] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", metavar="SOURCE", help="Only this source's changes.")
+    ] = None,
     since: Annotated[
         str | None,
         typer.Option("--since", metavar="TIME", help="From this time on (ISO 8601; no offset = UTC)."),
@@ -97,23 +107,33 @@ def changes_cmd(
         if since is not None and until is not None:
             Period.parse(since, until, start_name="--since", end_name="--until")  # until after since
         with opened(ctx, read_only=True) as db:
-            report = changes_report(db, source=source, since=start, until=end, record_id=record_id)
+            report = changes_report(
+                db,
+                source=source,
+                since=start,
+                until=end,
+                record_id=record_id,
+                parse_changes=chosen in ("json", "jsonl"),
+            )
             output.write_report(report, chosen, out=out, stream=sys.stdout)
 
 
 def cases_cmd(
     ctx: typer.Context,
-    start: Annotated[str, typer.Option("--start", help="Start of the period (ISO 8601; no offset = UTC).")],
-    end: Annotated[str, typer.Option("--end", help="End of the period, not included.")],
-    by: Annotated[str, typer.Option("--by", metavar="FIELD", help="The field that makes the groups.")] = (
-        "responsible_name"
-    ),
+    start: Annotated[
+        str, typer.Option("--start", metavar="TIME", help="Start of the period (ISO 8601; no offset = UTC).")
+    ],
+    end: Annotated[str, typer.Option("--end", metavar="TIME", help="End of the period, not included.")],
+    by: Annotated[
+        str, typer.Option("--by", metavar="FIELD", help="The field that makes the groups.")
+    ] = DEFAULT_BY,
     fmt: Format = None,
     out: Out = None,
     out_dir: Annotated[
         Path | None,
         typer.Option(
             "--out-dir",
+            metavar="DIR",
             help=f"Write one file per group here: {FILE_PREFIX}_GROUP_START_END.json (or .csv, ...).",
         ),
     ] = None,
@@ -141,4 +161,5 @@ def cases_cmd(
 
 
 def core_reports() -> list[tuple[str, Callable[..., None]]]:
+    """The reports mounted under `syncctl report`, before those the sources bring."""
     return [("summary", summary_cmd), ("changes", changes_cmd), ("cases", cases_cmd)]
