@@ -469,7 +469,12 @@ def _settle(
     for change, outcome in outcomes:
         record = read_back.get(outcome.reread) if outcome.reread is not None else outcome.remote
         table.settle_push(
-            change.key, record, snapshot=change.local, conflicts=outcome.conflicts, run_id=result.run_id
+            change.key,
+            record,
+            snapshot=change.local,
+            conflicts=outcome.conflicts,
+            run_id=result.run_id,
+            base=change.base,
         )
         result.pushed += int(outcome.sent)
         result.conflicts += len(outcome.conflicts)

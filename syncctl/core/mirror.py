@@ -532,10 +532,31 @@ class MirrorTable:
             self.conn.executemany(self._upsert_sql, rows)
         except (sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError, UnicodeEncodeError):
             self.conn.execute("ROLLBACK TO write_rows")
-            self.conn.executemany(self._upsert_sql, [tuple(map(storable, row)) for row in rows])
+            stored = [tuple(map(storable, row)) for row in rows]
+            self._warn_converted(rows, stored)
+            self.conn.executemany(self._upsert_sql, stored)
         finally:
             self.conn.execute("RELEASE write_rows")
         self._record_history(rows, current, origin=origin, run_id=run_id)
+
+    def _warn_converted(self, rows: Sequence[tuple[Any, ...]], stored: Sequence[tuple[Any, ...]]) -> None:
+        """One line on the values SQLite could not take as they came (an object where a number was, an
+        integer beyond 64 bits, a lone surrogate): the record is stored all the same, those as text."""
+        key_index = self.columns.index(self.key)
+        converted = [
+            f"{name} of {row[key_index]}"
+            for row, kept in zip(rows, stored, strict=True)
+            for name, value, written in zip(self.columns, row, kept, strict=True)
+            if written is not value and not isinstance(value, bool)
+        ]
+        if converted:
+            log.warning(
+                "%d value(s) of %s that SQLite cannot hold as they came were stored as text: %s%s",
+                len(converted),
+                self.name,
+                ", ".join(converted[:5]),
+                ", ..." if len(converted) > 5 else "",
+            )
 
     def _record_history(
         self,
@@ -586,15 +607,20 @@ class MirrorTable:
                 )
             else:
                 self.conn.execute(f"DELETE FROM {self.table} WHERE {quote(self.key)} = ?", (key,))
-            was = json_text(dict(zip(self.columns, found, strict=True)))
-            self.conn.execute(
-                "INSERT INTO _syncctl_history"
-                " (run_id, at, source, table_name, record_id, op, origin, changes)"
-                " VALUES (?, ?, ?, ?, ?, 'delete', ?, ?)",
-                (run_id, at, self.spec.source, self.name, str(key), origin, was),
+            self._record_delete(
+                key, dict(zip(self.columns, found, strict=True)), origin=origin, run_id=run_id, at=at
             )
             deleted += 1
         return deleted
+
+    def _record_delete(
+        self, key: Key, row: Mapping[str, Any], *, origin: str, run_id: int | None, at: str | None = None
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO _syncctl_history (run_id, at, source, table_name, record_id, op, origin, changes)"
+            " VALUES (?, ?, ?, ?, ?, 'delete', ?, ?)",
+            (run_id, at or now_iso(), self.spec.source, self.name, str(key), origin, json_text(dict(row))),
+        )
 
     # -- pulling -----------------------------------------------------------------------------------------
 
@@ -629,7 +655,7 @@ class MirrorTable:
             rows = list(unique.values())
             if self._cursor_index >= 0:
                 values = [row[self._cursor_index] for row in rows]
-                comparable = [v for v in values if isinstance(v, int | str) and not isinstance(v, bool)]
+                comparable = [v for v in values if isinstance(v, str) or _fits_integer(v)]
                 kinds = {type(v) for v in comparable}
                 counts.highest = max(comparable) if comparable and len(kinds) == 1 else None
             keys = json.dumps(list(unique), default=str)
@@ -694,7 +720,7 @@ class MirrorTable:
             self._set_base(key, remote)
             op = "update"
             base_json = json.dumps(remote)
-        base = self._load_base(base_json)
+        base = self._load_base(key, base_json)
         if op == "delete":
             if not remote_changed(base, remote):
                 return None  # the delete is still to be pushed
@@ -715,16 +741,24 @@ class MirrorTable:
             self._set_base(key, remote)
         return tuple(merged[name] for name in self.columns)
 
-    def _load_base(self, base_json: str | None) -> Row:
+    def _load_base(self, key: Key, base_json: str | None) -> Row:
         """The synced row a pending change was made against; a hand-edited base that is not a JSON object
         counts as unknown (every local field then looks changed, and the policy decides)."""
         if not base_json:
             return {}
         try:
             base = json.loads(base_json)
-        except ValueError:
+        except (ValueError, RecursionError):
+            base = None
+        if not isinstance(base, dict):
+            log.warning(
+                "the pending change to %s %s has a base that is not the JSON object syncctl wrote"
+                " (edited by hand?); every local field counts as changed and --on-conflict decides",
+                self.name,
+                key,
+            )
             return {}
-        return base if isinstance(base, dict) else {}
+        return base
 
     def _set_base(self, key: Key, base: Row) -> None:
         self.conn.execute(
@@ -800,10 +834,12 @@ class MirrorTable:
     # -- the outbox --------------------------------------------------------------------------------------
 
     def pending_changes(self, limit: int | None = None) -> list[PendingChange]:
+        """Oldest first; a change that failed counts from its last attempt, so with a `limit` (a queued
+        push's batch) changes the remote keeps refusing go to the back and never starve the others."""
         changes = []
         query = (
             "SELECT record_id, op, base, creation_id, attempts, last_error, changed_at FROM _syncctl_pending"
-            " WHERE table_name = ? ORDER BY changed_at, record_id"
+            " WHERE table_name = ? ORDER BY max(changed_at, coalesce(last_attempt_at, '')), record_id"
         )
         params: tuple[Any, ...] = (self.name,)
         if limit is not None:
@@ -816,7 +852,7 @@ class MirrorTable:
                 PendingChange(
                     key=key,
                     op=op,
-                    base=self._load_base(base) if base else None,
+                    base=self._load_base(key, base) if base else None,
                     local=self.get_row(key),
                     creation_id=creation_id,
                     attempts=attempts,
@@ -849,7 +885,7 @@ class MirrorTable:
                 if op == "insert" or not base:
                     self.delete_rows([key], origin="cli", run_id=None)
                     continue
-                synced = self._load_base(base)
+                synced = self._load_base(key, base)
                 row = tuple(map(storable, map(synced.get, self.columns)))
                 now = self.get_row(key)
                 self.write_rows([row], {key: tuple(now.values())} if now else {}, origin="cli", run_id=None)
@@ -880,21 +916,28 @@ class MirrorTable:
         conflicts: Sequence[Conflict] = (),
         run_id: int | None = None,
         origin: str = "push",
+        base: Row | None = None,
     ) -> None:
         """Store what the remote holds after a push of the change to `key` and close that change.
 
         `remote` is the re-read record (None when it is gone); `snapshot` is the local row the push was
-        computed from. Edits someone made locally while the push was under way stay pending.
+        computed from; `base` the row as last synced, which the history compares against, so a pushed
+        local edit is recorded as the change it made (and a pushed local delete as a delete).
+        Edits someone made locally while the push was under way stay pending.
         """
         with self.db.transaction(applying=True):
             current = self.get_row(key)
             self.drop_pending(key)
             if remote is None:
-                self.delete_rows([key], origin=origin, run_id=run_id)
+                if current is not None:
+                    self.delete_rows([key], origin=origin, run_id=run_id)
+                elif base:
+                    self._record_delete(key, base, origin=origin, run_id=run_id)
             else:
                 row = self.to_row(remote)
                 new_key = row[self.key]
-                before = {key: tuple(current.values())} if current is not None else {}
+                known = base if base else current
+                before = {key: tuple(known.get(c) for c in self.columns)} if known is not None else {}
                 if new_key != key:
                     # A local insert now carries the key the remote gave it.
                     self.conn.execute(f"DELETE FROM {self.table} WHERE {quote(self.key)} = ?", (key,))
@@ -937,6 +980,11 @@ class MirrorTable:
                 for c in conflicts
             ],
         )
+
+
+def _fits_integer(value: Any) -> bool:
+    """An integer SQLite can hold: one beyond 64 bits is stored as text, and is no cursor either."""
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
 
 
 def _one(name: str) -> Callable[[Record], tuple[Any]]:

@@ -209,7 +209,14 @@ def test_template_local_edit_is_pushed_with_history_of_its_origin(
     assert shelf.notes.records[1]["text"] == "edited in sqlite3"
     assert history(db) == [
         ("notes", "1", "insert", "pull", None),
-        ("notes", "1", "update", "push", json.dumps({"version": [1, 2]}, separators=(",", ":"))),
+        # the pushed change as it happened: from the last synced row to what the remote now holds
+        (
+            "notes",
+            "1",
+            "update",
+            "push",
+            json.dumps({"text": ["remote", "edited in sqlite3"], "version": [1, 2]}, separators=(",", ":")),
+        ),
     ]
 
 

@@ -85,11 +85,6 @@ def test_report_changes_lists_the_scripted_changes_with_their_origins(world: Wor
     assert report_json(world, "changes", "--source", "grid") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: a local DELETE pushed to the remote leaves no _syncctl_history row (settle_push finds the"
-    " row already gone), so `report changes` cannot list it",
-)
 def test_report_changes_lists_a_pushed_local_delete(world: World) -> None:
     world.sync()
     removed = active_ids(world)[0]
@@ -235,11 +230,6 @@ def test_report_cases_matches_the_fake_per_person_in_files(world: World, tmp_pat
     assert file_digest(world.db_path) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: a pushed local edit is recorded in _syncctl_history against the edited local row, not the"
-    " last synced one, so its `active` 1 -> 0 never appears and the case is not seen as closed",
-)
 def test_report_cases_counts_a_case_closed_in_the_local_file(world: World) -> None:
     world.sync()
     closed = active_ids(world)[0]
