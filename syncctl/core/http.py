@@ -14,10 +14,11 @@ from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 
 from syncctl.core.errors import AuthError, NotFoundError, RemoteError, ValidationError
-from syncctl.core.sanitize import Scrubber, one_line
+from syncctl.core.sanitize import Scrubber, drop_query_strings, one_line
 from syncctl.core.settings import RetryPolicy
 
 log = logging.getLogger("syncctl.client")
@@ -85,8 +86,20 @@ class StaticAuth:
         return False
 
 
-def describe_error_body(body: bytes) -> str:
-    """The remote's own message from any of the usual error shapes; never a raw dump."""
+def _unchanged(text: str) -> str:
+    return text
+
+
+def describe_error_body(body: bytes, scrub: Callable[[str], str] = _unchanged) -> str:
+    """The remote's own message from any of the usual error shapes; never a raw dump.
+
+    `scrub` runs before the message is cut to length, so a cut never leaves half a secret behind; URLs
+    lose their query, where a server may echo credentials in an encoding no scrubber can guess.
+    """
+
+    def quoted(text: str, limit: int) -> str:
+        return one_line(drop_query_strings(scrub(text)), limit)
+
     text = body.decode("utf-8", "replace").strip()
     if not text:
         return ""
@@ -95,7 +108,7 @@ def describe_error_body(body: bytes) -> str:
     except (ValueError, RecursionError):
         if text.lstrip().startswith("<"):
             return "an HTML error page"
-        return one_line(text.splitlines()[0], 200)
+        return quoted(text.splitlines()[0], 200)
     parts: list[str] = []
 
     def collect(value: Any, prefix: str = "", depth: int = 0) -> None:
@@ -135,7 +148,7 @@ def describe_error_body(body: bytes) -> str:
             parts.append(f"{prefix}{value}")
 
     collect(data)
-    return one_line("; ".join(parts), 300)
+    return quoted("; ".join(parts), 300)
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:
@@ -230,8 +243,9 @@ class HttpClient:
         credentials go nowhere else, not even to the same host over plain http."""
         target = urljoin(current, link)
         if not same_origin(target, self.base_uri):
+            shown = drop_query_strings(target)  # its query may carry anything, our key in any encoding
             raise RemoteError(
-                self.message(f"{self.remote_name} sent a link to another origin, not followed: {target}"),
+                self.message(f"{self.remote_name} sent a link to another origin, not followed: {shown}"),
                 url=current,
             )
         return target
@@ -310,20 +324,7 @@ class HttpClient:
                 stream=True,
                 allow_redirects=False,
             )
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_content(CHUNK):
-                chunks.append(chunk)
-                size += len(chunk)
-                if self._clock() - started > deadline:
-                    response.close()
-                    raise requests.Timeout("overall deadline")
-                if size > MAX_BODY:
-                    response.close()
-                    raise RemoteError(
-                        self.message(f"{self.host} sent a body over {MAX_BODY} bytes ({where})")
-                    )
-            response._content = b"".join(chunks)
+            response._content = self._read_body(response, started + deadline, where)
         except requests.Timeout:
             raise TransientError(
                 self.message(f"{self.host} did not answer in time ({where})"), url=url
@@ -339,7 +340,7 @@ class HttpClient:
         status = response.status_code
         if status < 300:
             return response
-        detail = self.scrub(describe_error_body(response.content))
+        detail = describe_error_body(response.content, self.scrub)
         suffix = f": {detail}" if detail else ""
         if 300 <= status < 400:
             raise RemoteError(
@@ -358,6 +359,36 @@ class HttpClient:
         raise RemoteError(
             self.message(f"{self.host} answered {status} to {where}{suffix}"), status=status, url=url
         )
+
+    def _read_body(self, response: requests.Response, deadline: float, where: str) -> bytes:
+        """The whole body, as it arrives. Each read returns what one socket read brought (`read1`), so a
+        server trickling a byte at a time, every read well within the read timeout, still meets the
+        overall deadline; a chunk-sized read would wait for the whole chunk first."""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while chunk := response.raw.read1(CHUNK, decode_content=True):
+                chunks.append(chunk)
+                size += len(chunk)
+                if self._clock() > deadline:
+                    response.close()
+                    raise requests.Timeout("overall deadline")
+                if size > MAX_BODY:
+                    response.close()
+                    raise RemoteError(
+                        self.message(f"{self.host} sent a body over {MAX_BODY} bytes ({where})")
+                    )
+        # The requests exceptions `iter_content` raises for these, so they are reported as before; except a
+        # read timeout, which is what it says (iter_content calls it a connection error).
+        except urllib3.exceptions.ReadTimeoutError:
+            raise requests.Timeout("read timeout") from None
+        except urllib3.exceptions.ProtocolError as exc:
+            raise requests.exceptions.ChunkedEncodingError(exc) from None
+        except urllib3.exceptions.DecodeError as exc:
+            raise requests.exceptions.ContentDecodingError(exc) from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise requests.ConnectionError(exc) from None
+        return b"".join(chunks)
 
     def auth_failure(self, status: int) -> str:
         return (
@@ -382,7 +413,9 @@ class HttpClient:
             if response.content.lstrip()[:1] in (b"{", b"["):
                 reason = str(exc)
             else:
-                reason = f"{describe_error_body(response.content) or 'an empty body'} instead of JSON"
+                reason = (
+                    f"{describe_error_body(response.content, self.scrub) or 'an empty body'} instead of JSON"
+                )
             raise RemoteError(
                 self.message(f"{self.remote_name} answered {reason} at {response.url}"), url=response.url
             ) from None

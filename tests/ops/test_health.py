@@ -174,6 +174,10 @@ def test_health_bad_max_age_is_a_usage_error(world: World, bad: str) -> None:
 def test_health_without_any_settings_checks_the_sources_that_ran(world: World) -> None:
     world.sync()
     outcome = world.run(
-        "health", INTEMPUS_API_URI="", INTEMPUS_API_USER="", INTEMPUS_API_KEY="", SYNCCTL_DB=str(world.db_path)
+        "health",
+        INTEMPUS_API_URI="",
+        INTEMPUS_API_USER="",
+        INTEMPUS_API_KEY="",
+        SYNCCTL_DB=str(world.db_path),
     )
     assert (outcome.exit_code, outcome.stdout.strip()) == (0, "OK: intempus healthy")
