@@ -25,11 +25,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check syncctl tests bench
 	$(BIN)/mypy
 
+# Tests run on every core (pytest-xdist); `$(BIN)/pytest` alone runs them in one process, for debugging.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 test-all: lint
-	$(BIN)/pytest -m ''
+	$(BIN)/pytest -n auto -m ''
 
 format: $(STAMP)
 	$(BIN)/ruff format syncctl tests bench
