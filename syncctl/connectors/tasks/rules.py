@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
@@ -254,9 +254,12 @@ def parse_event(raw: Any) -> ParsedEvent | Invalid:
     return ParsedEvent(event, timestamp, task_id, user_id, content, is_completed)
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(raw: Any) -> str:
     """The event as canonical JSON text: sorted keys, no spaces, so formatting never matters."""
-    return json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(raw)  # one encoder for every event: json.dumps would build one per call
 
 
 def event_key(raw: Any) -> str:
@@ -265,7 +268,8 @@ def event_key(raw: Any) -> str:
     Taken over the event as received, valid or not, so that key order and whitespace do not matter but any
     difference in a value (even the same instant written in another offset) makes a different event.
     """
-    return hashlib.sha256(canonical_json(raw).encode("utf-8")).hexdigest()
+    # surrogatepass: a lone surrogate from a JSON escape ("\\ud800") is still one exact text to hash.
+    return hashlib.sha256(canonical_json(raw).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # --- ordering ------------------------------------------------------------------------------------------
@@ -301,9 +305,8 @@ def decide(event: ParsedEvent | Invalid, current: TaskState | None) -> Decision:
     """The outcome of one event against the stored task (`None`: no task with that id)."""
     if isinstance(event, Invalid):
         return Decision(Outcome.INVALID, event.message)
-    when = utc_text(event.timestamp)
     if event.event == "created":
-        return _decide_created(event, current, when)
+        return _decide_created(event, current)
     if current is None:
         return Decision(Outcome.NOT_FOUND, f"task {event.task_id!r} does not exist")
     if event.user_id != current.user_id:
@@ -319,13 +322,21 @@ def decide(event: ParsedEvent | Invalid, current: TaskState | None) -> Decision:
             )
         return Decision(
             Outcome.APPLIED,
-            f"task {event.task_id!r} deleted at {when}",
-            replace(current, deleted_at=event.timestamp, updated_at=event.timestamp),
+            f"task {event.task_id!r} deleted at {utc_text(event.timestamp)}",
+            _changed(current, deleted_at=event.timestamp, updated_at=event.timestamp),
         )
-    return _decide_updated(event, current, when)
+    return _decide_updated(event, current)
 
 
-def _decide_created(event: ParsedEvent, current: TaskState | None, when: str) -> Decision:
+def _changed(task: TaskState, **changes: Any) -> TaskState:
+    """`dataclasses.replace` for this plain frozen dataclass (no __post_init__, no slots), without its
+    per-call introspection and per-field `object.__setattr__`: this runs for nearly every event."""
+    state: TaskState = object.__new__(TaskState)
+    state.__dict__.update(task.__dict__, **changes)
+    return state
+
+
+def _decide_created(event: ParsedEvent, current: TaskState | None) -> Decision:
     if current is not None:
         return Decision(
             Outcome.CONFLICT,
@@ -342,10 +353,10 @@ def _decide_created(event: ParsedEvent, current: TaskState | None, when: str) ->
         deleted_at=None,
         updated_at=event.timestamp,
     )
-    return Decision(Outcome.APPLIED, f"task {event.task_id!r} created at {when}", state)
+    return Decision(Outcome.APPLIED, f"task {event.task_id!r} created at {utc_text(event.timestamp)}", state)
 
 
-def _decide_updated(event: ParsedEvent, current: TaskState, when: str) -> Decision:
+def _decide_updated(event: ParsedEvent, current: TaskState) -> Decision:
     if current.deleted_at is not None:
         return Decision(
             Outcome.INVALID,
@@ -361,14 +372,14 @@ def _decide_updated(event: ParsedEvent, current: TaskState, when: str) -> Decisi
     if content != current.content:
         changes.append("content changed")
     if completed != current.is_completed:
-        changes.append(f"completed at {when}" if completed else "reopened")
+        changes.append(f"completed at {utc_text(event.timestamp)}" if completed else "reopened")
     if completed and not current.is_completed:
         completed_at: datetime | None = event.timestamp
     elif completed:
         completed_at = current.completed_at  # still completed: the first completion stands
     else:
         completed_at = None
-    state = replace(
+    state = _changed(
         current,
         content=content,
         is_completed=completed,
@@ -433,6 +444,11 @@ def user_report(
     }
 
 
+def sort_ids(ids: Iterable[str]) -> list[str]:
+    """Ids once each, in report order: numeric ids numerically ("2" before "10"), then the others as text."""
+    return sorted(set(ids), key=_id_order)
+
+
 def report_user_ids(tasks: Iterable[TaskState]) -> list[str]:
     """Every user that owns a task, in id order: the users a report run covers."""
-    return sorted({task.user_id for task in tasks}, key=_id_order)
+    return sort_ids(task.user_id for task in tasks)
