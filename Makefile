@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: install demo test test-all lint format bench clean
+.PHONY: install demo test test-all lint format bench bench-sources clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ $(BENCH_STAMP): pyproject.toml
 
 bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python -m bench.run --dlt-python $(CURDIR)/$(BENCH_VENV)/bin/python $(BENCH_ARGS)
+
+# The other sources' and the reports' benchmarks (figures in bench/SOURCES.md); each takes minutes.
+bench-sources: $(STAMP)
+	$(BIN)/python -m bench.workorders_bench --files 100000
+	$(BIN)/python -m bench.tasks_bench --events 1000000
+	$(BIN)/python -m bench.reports_bench
+	$(BIN)/python -m bench.grid_bench --measurements 300000,3000000
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache
