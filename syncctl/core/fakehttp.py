@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 log = logging.getLogger("syncctl.fake")
 
@@ -145,7 +145,7 @@ class LoopbackServer:
         self.origin = f"http://{shown}:{bound_port}"
         self.url = f"{self.origin}{base_path}"
 
-    def start(self) -> LoopbackServer:
+    def start(self) -> Self:
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=self.name, daemon=True
@@ -164,7 +164,7 @@ class LoopbackServer:
                     connection.shutdown(socket.SHUT_RDWR)
         self._httpd.server_close()
 
-    def __enter__(self) -> LoopbackServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

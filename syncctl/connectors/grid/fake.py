@@ -1049,13 +1049,6 @@ class FakeGridServer(LoopbackServer):
         super().__init__(fake, host, port, base_path=BASE_PATH, name="fake-grid")
         self.fake = fake
 
-    def start(self) -> FakeGridServer:
-        super().start()
-        return self
-
-    def __enter__(self) -> FakeGridServer:
-        return self.start()
-
 
 def serve_forever(
     host: str,

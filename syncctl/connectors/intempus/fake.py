@@ -1091,13 +1091,6 @@ class FakeServer(LoopbackServer):
         super().__init__(fake, host, port, base_path=BASE_PATH, name="fake-intempus")
         self.fake = fake
 
-    def start(self) -> FakeServer:
-        super().start()
-        return self
-
-    def __enter__(self) -> FakeServer:
-        return self.start()
-
 
 def serve_forever(
     host: str,

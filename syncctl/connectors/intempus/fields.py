@@ -79,10 +79,6 @@ READ_ONLY: dict[str, str] = {
 
 KNOWN: dict[str, str] = {**READ_ONLY, **WRITABLE}
 
-# SQLite column types by kind. Strings never get a numeric affinity: "155.50" and "6666940" stay TEXT.
-COLUMN_TYPES = {"bool": "INTEGER", "int": "INTEGER", "float": "REAL", "str": "TEXT", "decimal": "TEXT",
-                "date": "TEXT", "uri": "TEXT", "uri_list": "TEXT", "json": "TEXT", "any": ""}  # fmt: skip
-
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _URI = re.compile(r"/web/v1/[a-z_]+/\d+/")
 _TRUE = {"true", "1", "yes", "on"}
@@ -91,33 +87,6 @@ _FALSE = {"false", "0", "no", "off"}
 
 def is_writable(name: str) -> bool:
     return name in WRITABLE or (name not in READ_ONLY and not name.endswith(("_id", "_name")))
-
-
-def kind_of_value(value: Any) -> str:
-    """The kind of a field first seen in a remote case, for a field syncctl does not know."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    if isinstance(value, list | dict):
-        return "json"
-    return "any"
-
-
-def kind_of(name: str, value: Any = None) -> str:
-    return KNOWN.get(name) or kind_of_value(value)
-
-
-def column_type(name: str, value: Any = None) -> str:
-    kind = kind_of(name, value)
-    # An unknown field whose first value is a number gets no affinity, so a later string is kept as given.
-    if name not in KNOWN and kind in ("int", "float", "bool"):
-        return ""
-    return COLUMN_TYPES[kind]
 
 
 def parse_value(name: str, text: str) -> Any:

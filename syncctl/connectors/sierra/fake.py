@@ -1161,13 +1161,6 @@ class FakeSierraServer(LoopbackServer):
         super().__init__(fake, host, port, base_path=BASE_PATH, name="fake-sierra")
         self.fake = fake
 
-    def start(self) -> FakeSierraServer:
-        super().start()
-        return self
-
-    def __enter__(self) -> FakeSierraServer:
-        return self.start()
-
 
 def serve_forever(
     host: str, port: int, items: int, seed: int = 0, on_ready: Callable[[str], None] | None = None
