@@ -22,9 +22,9 @@ from typing import Any
 os.environ.setdefault("RUNTIME__DLT_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
 
-import dlt  # noqa: E402
-import requests  # noqa: E402
-from dlt.sources.rest_api import rest_api_source  # noqa: E402
+import dlt
+import requests
+from dlt.sources.rest_api import rest_api_source
 
 
 def fetch_token(url: str, user: str, password: str) -> str:
