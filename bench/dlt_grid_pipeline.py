@@ -1,5 +1,5 @@
 """The alternative to syncctl for the grid: dlt's `rest_api` source mirroring components and measurements into
-SQLite. Run as its own process (so its time, CPU and memory can be measured), by hand or by `bench.grid_vs_dlt`:
+SQLite. Run as its own process (so its time, CPU and memory can be measured), or by hand:
 
     python bench/dlt_grid_pipeline.py --url http://127.0.0.1:8001/api --db /tmp/dlt/grid.db
 
