@@ -528,15 +528,14 @@ class MirrorTable:
         if not rows:
             return
         try:
-            self.conn.execute("SAVEPOINT write_rows")
             self.conn.executemany(self._upsert_sql, rows)
         except (sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError, UnicodeEncodeError):
-            self.conn.execute("ROLLBACK TO write_rows")
+            # A value SQLite cannot bind stops executemany at its row; the rows before it are written.
+            # Upserting every row again, odd values as text, ends in the same state (the others convert to
+            # themselves). No savepoint around the fast path: it would journal every page the rows touch.
             stored = [tuple(map(storable, row)) for row in rows]
             self._warn_converted(rows, stored)
             self.conn.executemany(self._upsert_sql, stored)
-        finally:
-            self.conn.execute("RELEASE write_rows")
         self._record_history(rows, current, origin=origin, run_id=run_id)
 
     def _warn_converted(self, rows: Sequence[tuple[Any, ...]], stored: Sequence[tuple[Any, ...]]) -> None:
