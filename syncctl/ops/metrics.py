@@ -6,9 +6,7 @@ all of a file's series at each scrape.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +17,7 @@ from syncctl.core.db import Database
 from syncctl.core.errors import UsageError
 from syncctl.core.runs import RunLog
 from syncctl.core.status import source_status
+from syncctl.reports.output import atomic_write
 
 COUNTS = (
     "fetched",
@@ -134,24 +133,9 @@ def render(sources: Iterable[Mapping[str, Any]], *, labels: Mapping[str, str] | 
 
 
 def write(path: Path, text: str) -> None:
-    """Atomically: the collector must never read half a file (temp file in the same folder, then rename)."""
-    folder = path.parent
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise UsageError(f"cannot write the metrics file {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, 0o644)  # node_exporter runs as another user; the file holds no secret
-        os.replace(temp, path)
-    except BaseException as exc:
-        Path(temp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):  # e.g. the path is a folder, or the disk is full: one line, no traceback
-            raise UsageError(f"cannot write the metrics file {path}: {exc.strerror or exc}") from None
-        raise
+    """Atomically: the collector must never read half a file. World-readable (0o644): node_exporter runs as
+    another user, and the file holds no secret."""
+    atomic_write(path, lambda out: out.write(text), newline=None, mode=0o644, label="the metrics file")
 
 
 def parse_labels(options: list[str], setting: str) -> dict[str, str]:

@@ -705,28 +705,38 @@ def _reason(error: OSError) -> str:
     return error.strerror or str(error)
 
 
-def atomic_write(path: Path, write: Callable[[TextIO], object], *, newline: str | None = "") -> None:
+def atomic_write(
+    path: Path,
+    write: Callable[[TextIO], object],
+    *,
+    newline: str | None = "",
+    mode: int | None = None,
+    label: str = "",
+) -> None:
     """Write `path` so a reader only ever sees the old file or the whole new one.
 
     `write` fills a temporary file in the same folder (UTF-8; `newline=""` by default, so renderers
     choose their own line ends); it is flushed, fsynced and renamed over `path`, then the folder is
     fsynced. On any exception, `KeyboardInterrupt` included, the temporary file is removed and `path`
     is untouched. A new file gets mode 0o600 (reports may hold personal data); a replaced one keeps
-    its mode. A symlink at `path` is replaced, not followed. An OS error becomes `OutputError`.
+    its mode, unless `mode` says otherwise. A symlink at `path` is replaced, not followed. An OS error
+    becomes `OutputError`, naming the file as `label` (e.g. "the metrics file") and its path.
     """
+    shown = f"{label} {path}" if label else str(path)
     if path.is_dir():
-        raise OutputError(f"cannot write {path}: it is a directory")
+        raise OutputError(f"cannot write {shown}: it is a directory")
     folder = path.parent
-    try:
-        mode = path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = 0o600
-    except OSError as error:
-        raise OutputError(f"cannot write {path}: {_reason(error)}") from None
+    if mode is None:
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o600
+        except OSError as error:
+            raise OutputError(f"cannot write {shown}: {_reason(error)}") from None
     try:
         handle, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name[:60]}.", suffix=".tmp")
     except OSError as error:
-        raise OutputError(f"cannot write {path}: {_reason(error)}") from None
+        raise OutputError(f"cannot write {shown}: {_reason(error)}") from None
     try:
         # errors="replace": a lone surrogate in the data becomes '?' rather than failing the whole file.
         with open(handle, "w", encoding="utf-8", newline=newline, errors="replace") as stream:
@@ -738,7 +748,7 @@ def atomic_write(path: Path, write: Callable[[TextIO], object], *, newline: str 
         os.replace(temp_name, path)
     except OSError as error:
         _remove(temp_name)
-        raise OutputError(f"cannot write {path}: {_reason(error)}") from None
+        raise OutputError(f"cannot write {shown}: {_reason(error)}") from None
     except BaseException:
         _remove(temp_name)
         raise
