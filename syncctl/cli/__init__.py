@@ -180,6 +180,7 @@ def sync(
     with reported_errors(), _json_errors(as_json):
         chosen = opts.chosen(sources)
         configs = [(connector, opts.load(connector)) for connector in chosen]
+        keep = keep_deleted_sources(opts.values, opts.sources.names())
         wait_s = parse_duration(wait_lock, option="--wait-lock") if wait_lock else 0.0
         interval = parse_duration(every, option="--every") if every else None
         if interval is not None and interval < 1:
@@ -199,9 +200,19 @@ def sync(
         raise typer.Exit(_dry_run(ctx, configs, sync_options, as_json=as_json))
     waiter = Waiter()
     stop = StopSignals(waiter)
+    reporter = sentry.setup(opts.values, REDACTOR.scrub)  # once: an --every loop reuses it
 
     def once() -> int:
-        code = _sync_once(ctx, configs, sync_options, stop=stop, as_json=as_json, wait_s=wait_s)
+        code = _sync_once(
+            ctx,
+            configs,
+            sync_options,
+            stop=stop,
+            as_json=as_json,
+            wait_s=wait_s,
+            keep=keep,
+            reporter=reporter,
+        )
         if metrics_file is not None:
             # Every configured source's series, not only this run's: the collector replaces the whole file.
             with reported_errors(opts.db_path), opened(ctx, read_only=True) as db:
@@ -279,14 +290,13 @@ def _sync_once(
     stop: StopSignals,
     as_json: bool,
     wait_s: float,
+    keep: set[str],
+    reporter: sentry.Reporter | None,
 ) -> int:
     """One sync of each chosen source; the exit code is the first non-zero one in source order."""
     opts = options(ctx)
     console = Console(stderr=False)
     exit_code = 0
-    with reported_errors(opts.db_path):
-        keep = keep_deleted_sources(opts.values, opts.sources.names())
-    reporter = sentry.setup(opts.values, REDACTOR.scrub)
     with reported_errors(opts.db_path), opened(ctx, read_only=False) as db:
         for connector, config in configs:
             source_options = replace(sync_options, keep_deleted=connector.name in keep)
