@@ -427,7 +427,8 @@ class MirrorTable:
         """Remote records as row tuples in column order (the one place remote values become row values),
         and whether every record had exactly the known columns (if not, a field may be new)."""
         getter, width, positions = self._getter, len(self.columns), self._json_positions
-        extra = EXTRA in self.columns
+        extra = self.columns.index(EXTRA) if EXTRA in self.columns else -1
+        known = set(self.columns)
         rows = []
         exact = True
         for record in records:
@@ -441,13 +442,12 @@ class MirrorTable:
                 value = values[i]
                 if value is not None and not isinstance(value, str):
                     values[i] = to_json_text(value)
-            if extra:
-                values[self.columns.index(EXTRA)] = self._extra_of(record)
+            if extra >= 0:
+                values[extra] = self._extra_of(record, known)
             rows.append(tuple(values))
         return rows, exact
 
-    def _extra_of(self, record: Record) -> str | None:
-        known = set(self.columns)
+    def _extra_of(self, record: Record, known: set[str]) -> str | None:
         leftover = {k: v for k, v in record.items() if k not in known}
         return json.dumps(leftover, ensure_ascii=False, default=str) if leftover else None
 
